@@ -1,0 +1,246 @@
+// One connection between two peers, over any Duplex byte stream (a TLS socket
+// today; a link layer that adds latency, caps or cuts can sit in between).
+// Closed state machine: handshaking -> open -> closed, changed only by setState().
+// Every failure path ends in the one idempotent destroy(reason).
+
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { ProtocolError, type Reason } from '../errors.js';
+import { FrameDecoder } from '../protocol/frame.js';
+import { decodeMessage, encodeMessage, SUPPORTED_VERSIONS, type HelloMessage, type Message } from '../protocol/messages.js';
+
+// After we send CLOSE and end our side, how long the remote gets to end its side.
+const CLOSE_GRACE_MS = 1000;
+const AGENT = 'meshdrop/0.1.0';
+
+export type ConnectionState = 'handshaking' | 'open' | 'closed';
+export type Direction = 'in' | 'out';
+
+export interface ConnectionTimings {
+  /** From transport up to a valid HELLO exchange. */
+  handshakeTimeoutMs: number;
+  /** How often we PING an open connection. */
+  heartbeatIntervalMs: number;
+  /** Silence after which an open connection is declared dead. */
+  heartbeatTimeoutMs: number;
+}
+
+export interface LocalInfo {
+  id: string;
+  port: number;
+}
+
+export interface ConnectionOptions {
+  stream: Duplex;
+  direction: Direction;
+  local: LocalInfo;
+  /** Address of the remote end as seen by the transport (for display and redialling). */
+  remoteHost: string;
+  /** SHA-256 fingerprint of the certificate the remote presented in TLS, or null if none. */
+  remoteFingerprint: string | null;
+  /** When dialling a known peer: the id we expect to find there. */
+  expectedId?: string | undefined;
+  timings: ConnectionTimings;
+  /** Protocol versions we speak (injectable so tests can exercise negotiation). */
+  versions?: readonly number[];
+  /** Called once the remote is authenticated; returns a reason to refuse it (e.g. a duplicate). */
+  admit: (conn: PeerConnection, hello: HelloMessage) => Reason | null;
+}
+
+export interface CloseInfo {
+  reason: Reason;
+  /** True when the remote told us the reason in a CLOSE frame. */
+  byRemote: boolean;
+}
+
+export interface PeerConnectionEvents {
+  state: [ConnectionState];
+  open: [];
+  updated: [];
+  close: [CloseInfo];
+}
+
+export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
+  readonly direction: Direction;
+  readonly remoteHost: string;
+  state: ConnectionState = 'handshaking';
+  remote: HelloMessage | null = null;
+  version = 0;
+  connectedAt: Date | null = null;
+  bytesIn = 0;
+  bytesOut = 0;
+  rttMs: number | null = null;
+  closeInfo: CloseInfo | null = null;
+
+  readonly #opts: ConnectionOptions;
+  readonly #stream: Duplex;
+  readonly #decoder = new FrameDecoder();
+  readonly #versions: readonly number[];
+  #lastReceived = Date.now();
+  #handshakeTimer: NodeJS.Timeout | null = null;
+  #heartbeatTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: ConnectionOptions) {
+    super();
+    this.#opts = opts;
+    this.#stream = opts.stream;
+    this.direction = opts.direction;
+    this.remoteHost = opts.remoteHost;
+    this.#versions = opts.versions ?? SUPPORTED_VERSIONS;
+    this.#stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.#stream.on('end', () => this.#onEnd());
+    this.#stream.on('error', (err: Error) => this.destroy({ code: 'connection_lost', message: err.message }));
+    this.#stream.on('close', () => this.destroy({ code: 'connection_lost', message: 'the transport closed' }));
+  }
+
+  /** The remote peer's id once authenticated, else null. */
+  get remoteId(): string | null {
+    return this.remote?.id ?? null;
+  }
+
+  /** Starts the handshake: the dialler speaks first. */
+  start(): void {
+    this.#handshakeTimer = setTimeout(
+      () => this.close({ code: 'handshake_timeout', message: `no handshake within ${this.#opts.timings.handshakeTimeoutMs} ms` }),
+      this.#opts.timings.handshakeTimeoutMs,
+    );
+    this.#handshakeTimer.unref();
+    if (this.direction === 'out') this.#sendHello(Math.max(...this.#versions));
+  }
+
+  /** Closes telling the remote why (CLOSE frame), then ends the transport. Idempotent. */
+  close(reason: Reason): void {
+    if (this.state === 'closed') return;
+    this.#send({ type: 'close', code: reason.code, message: reason.message });
+    this.#stream.end();
+    this.#finish({ reason, byRemote: false });
+    // A remote that never ends its side must not keep the socket alive.
+    setTimeout(() => this.#stream.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Tears down immediately without a CLOSE frame (transport failures). Idempotent. */
+  destroy(reason: Reason, byRemote = false): void {
+    if (this.state === 'closed') return;
+    this.#finish({ reason, byRemote });
+    this.#stream.destroy();
+  }
+
+  #finish(info: CloseInfo): void {
+    this.closeInfo = info;
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#setState('closed');
+    this.emit('close', info);
+  }
+
+  // A method, so TypeScript does not narrow `state` across calls that change it.
+  #isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  #setState(next: ConnectionState): void {
+    if (this.state === next) return;
+    this.state = next;
+    this.emit('state', next);
+  }
+
+  #send(msg: Message): void {
+    const bytes = encodeMessage(msg);
+    this.bytesOut += bytes.length;
+    if (!this.#stream.writable) return;
+    this.#stream.write(bytes);
+  }
+
+  #sendHello(version: number): void {
+    this.#send({ type: 'hello', version, id: this.#opts.local.id, port: this.#opts.local.port, agent: AGENT, features: [] });
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.bytesIn += chunk.length;
+    this.#lastReceived = Date.now();
+    try {
+      for (const frame of this.#decoder.push(chunk)) {
+        this.#onMessage(decodeMessage(frame));
+        if (this.#isClosed()) return;
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError) this.close({ code: err.code, message: err.message });
+      else this.close({ code: 'bad_payload', message: (err as Error).message });
+    }
+  }
+
+  #onEnd(): void {
+    const truncated = this.#decoder.end();
+    this.destroy(truncated ? { code: truncated.code, message: truncated.message } : { code: 'connection_lost', message: 'the remote ended the connection' });
+  }
+
+  #onMessage(msg: Message): void {
+    if (msg.type === 'close') {
+      this.destroy({ code: msg.code, message: msg.message }, true);
+      return;
+    }
+    if (this.state === 'handshaking') {
+      if (msg.type !== 'hello') throw new ProtocolError('unexpected_message', `${msg.type} before the handshake finished`);
+      this.#onHello(msg);
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        throw new ProtocolError('unexpected_message', 'HELLO after the handshake');
+      case 'ping':
+        this.#send({ type: 'pong', nonce: msg.nonce });
+        return;
+      case 'pong': {
+        const now = process.hrtime.bigint();
+        if (msg.nonce <= now) {
+          this.rttMs = Number(now - msg.nonce) / 1e6;
+          this.emit('updated');
+        }
+        return;
+      }
+    }
+  }
+
+  #onHello(hello: HelloMessage): void {
+    const mine = this.#versions;
+    // Each side announces the highest version it speaks; the connection uses the lower of the two.
+    const version = Math.min(Math.max(...mine), hello.version);
+    if (!mine.includes(version) || (this.direction === 'out' && hello.version > Math.max(...mine))) {
+      throw new ProtocolError('unsupported_version', `remote speaks up to version ${hello.version}; this peer speaks ${mine.join(', ')}`);
+    }
+    if (this.#opts.remoteFingerprint !== hello.id) {
+      throw new ProtocolError('identity_mismatch', 'HELLO id does not match the TLS certificate fingerprint');
+    }
+    if (hello.id === this.#opts.local.id) throw new ProtocolError('self_connection', 'a peer cannot connect to itself');
+    if (this.#opts.expectedId && this.#opts.expectedId !== hello.id) {
+      throw new ProtocolError('identity_changed', `expected peer ${this.#opts.expectedId.slice(0, 8)}, found ${hello.id.slice(0, 8)}`);
+    }
+    this.remote = hello;
+    this.version = version;
+    const refusal = this.#opts.admit(this, hello);
+    if (refusal) {
+      this.close(refusal);
+      return;
+    }
+    if (this.direction === 'in') this.#sendHello(version);
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    this.connectedAt = new Date();
+    this.#startHeartbeat();
+    this.#setState('open');
+    this.emit('open');
+  }
+
+  #startHeartbeat(): void {
+    const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#opts.timings;
+    this.#heartbeatTimer = setInterval(() => {
+      const silentFor = Date.now() - this.#lastReceived;
+      if (silentFor > heartbeatTimeoutMs) {
+        this.close({ code: 'heartbeat_timeout', message: `nothing received for ${silentFor} ms` });
+        return;
+      }
+      this.#send({ type: 'ping', nonce: process.hrtime.bigint() });
+    }, heartbeatIntervalMs);
+    this.#heartbeatTimer.unref();
+  }
+}

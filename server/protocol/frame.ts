@@ -1,0 +1,152 @@
+// Framing: bytes <-> frames. No sockets, no file system (see docs/PROTOCOL.md "Framing").
+//
+//   offset 0  uint32 big-endian  payload length L (not counting this 5-byte header)
+//   offset 4  uint8              frame type
+//   offset 5  L bytes            payload
+//
+// The length is checked against the cap for its type before a single payload
+// byte is buffered, so a hostile length never makes us allocate.
+
+import { ProtocolError } from '../errors.js';
+
+export const HEADER_SIZE = 5;
+
+export const FrameType = {
+  HELLO: 0x01,
+  PING: 0x02,
+  PONG: 0x03,
+  CLOSE: 0x04,
+} as const;
+export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
+
+/** Largest payload accepted for each frame type, in bytes. */
+export const MAX_PAYLOAD: Readonly<Record<FrameTypeCode, number>> = {
+  [FrameType.HELLO]: 32 * 1024,
+  [FrameType.PING]: 8,
+  [FrameType.PONG]: 8,
+  [FrameType.CLOSE]: 4 * 1024,
+};
+
+/** Absolute cap on any frame's payload, whatever later versions add. */
+export const MAX_FRAME_PAYLOAD = 16 * 1024 * 1024;
+
+export interface Frame {
+  type: FrameTypeCode;
+  payload: Buffer;
+}
+
+const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
+
+export function isFrameType(type: number): type is FrameTypeCode {
+  return KNOWN_TYPES.has(type);
+}
+
+/** Encodes one frame. Throws (our own misuse) when the payload exceeds its cap. */
+export function encodeFrame(type: FrameTypeCode, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  if (!isFrameType(type)) throw new TypeError(`unknown frame type ${type}`);
+  if (payload.length > MAX_PAYLOAD[type]) {
+    throw new RangeError(`payload of ${payload.length} bytes exceeds the cap of ${MAX_PAYLOAD[type]} for type ${type}`);
+  }
+  const out = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.writeUInt8(type, 4);
+  out.set(payload, HEADER_SIZE);
+  return out;
+}
+
+/**
+ * Incremental decoder: push() any slice of the byte stream, get whole frames back.
+ * Throws ProtocolError on the first bad header; after that the decoder is dead
+ * (the connection must close), so it keeps throwing.
+ */
+export class FrameDecoder {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #failed: ProtocolError | null = null;
+
+  /** Bytes held that do not yet form a whole frame. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  push(chunk: Uint8Array): Frame[] {
+    if (this.#failed) throw this.#failed;
+    if (chunk.length > 0) {
+      this.#chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+      this.#buffered += chunk.length;
+    }
+    const frames: Frame[] = [];
+    try {
+      for (;;) {
+        const frame = this.#next();
+        if (!frame) break;
+        frames.push(frame);
+      }
+    } catch (err) {
+      this.#failed = err as ProtocolError;
+      this.#chunks = [];
+      this.#buffered = 0;
+      throw err;
+    }
+    return frames;
+  }
+
+  /**
+   * Called when the stream ends: leftover bytes mean the remote stopped mid-frame.
+   * Returns a ProtocolError describing the truncation, or null if the stream ended cleanly.
+   */
+  end(): ProtocolError | null {
+    if (this.#failed || this.#buffered === 0) return null;
+    return new ProtocolError('bad_payload', `stream ended inside a frame (${this.#buffered} bytes left over)`);
+  }
+
+  #next(): Frame | null {
+    if (this.#buffered < HEADER_SIZE) return null;
+    const header = this.#peek(HEADER_SIZE);
+    const length = header.readUInt32BE(0);
+    const type = header.readUInt8(4);
+    if (!isFrameType(type)) {
+      throw new ProtocolError('unknown_frame', `unknown frame type 0x${type.toString(16).padStart(2, '0')}`);
+    }
+    if (length > MAX_PAYLOAD[type] || length > MAX_FRAME_PAYLOAD) {
+      throw new ProtocolError('frame_too_large', `frame type 0x${type.toString(16).padStart(2, '0')} announces ${length} bytes, cap is ${MAX_PAYLOAD[type]}`);
+    }
+    if (this.#buffered < HEADER_SIZE + length) return null;
+    this.#take(HEADER_SIZE);
+    return { type, payload: this.#take(length) };
+  }
+
+  /** The first n buffered bytes, without consuming them. */
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    return Buffer.concat(this.#chunks, this.#buffered).subarray(0, n);
+  }
+
+  /** Consumes and returns exactly n bytes (n <= buffered). */
+  #take(n: number): Buffer {
+    this.#buffered -= n;
+    const first = this.#chunks[0];
+    if (first && first.length >= n) {
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let offset = 0;
+    while (offset < n) {
+      const chunk = this.#chunks[0]!;
+      const want = n - offset;
+      if (chunk.length <= want) {
+        out.set(chunk, offset);
+        offset += chunk.length;
+        this.#chunks.shift();
+      } else {
+        out.set(chunk.subarray(0, want), offset);
+        this.#chunks[0] = chunk.subarray(want);
+        offset += want;
+      }
+    }
+    return out;
+  }
+}
