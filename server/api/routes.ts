@@ -20,13 +20,17 @@ export interface RouteDeps {
   peerHost: string;
 }
 
-/** Port numbers from the URL or body: an integer in 1..65535, else 400 invalid_port. */
+/** A port in a JSON body: a number that is an integer in 1..65535, else 400 invalid_port. */
 export function parsePort(value: unknown): number {
-  const n = typeof value === 'string' && /^[0-9]{1,5}$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
     throw new ApiError('invalid_port', `port must be an integer in 1..65535, got ${JSON.stringify(value) ?? 'nothing'}`);
   }
-  return n;
+  return value;
+}
+
+/** A port in the URL path: decimal digits only. */
+function portParam(text: string): number {
+  return parsePort(/^[0-9]{1,5}$/.test(text) ? Number(text) : text);
 }
 
 const HOST_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -68,12 +72,12 @@ export async function routes(app: FastifyInstance, deps: RouteDeps): Promise<voi
 
   api.get('/api/peers/:port', {
     schema: { params: PortParam, response: { 200: PeerSchema, ...errors(400, 404, ...AUTH) } },
-  }, async (req) => mesh.peer(parsePort(req.params.port)));
+  }, async (req) => mesh.peer(portParam(req.params.port)));
 
   api.delete('/api/peers/:port', {
     schema: { params: PortParam, response: { 204: Type.Null(), ...errors(400, 404, ...AUTH) } },
   }, async (req, reply) => {
-    await mesh.removePeer(parsePort(req.params.port));
+    await mesh.removePeer(portParam(req.params.port));
     return reply.code(204).send(null);
   });
 
@@ -82,7 +86,7 @@ export async function routes(app: FastifyInstance, deps: RouteDeps): Promise<voi
       params: PortParam,
       response: { 200: Type.Object({ connections: Type.Array(ConnectionSchema) }), ...errors(400, 404, ...AUTH) },
     },
-  }, async (req) => ({ connections: mesh.connections(parsePort(req.params.port)) }));
+  }, async (req) => ({ connections: mesh.connections(portParam(req.params.port)) }));
 
   api.post('/api/peers/:port/connections', {
     schema: {
@@ -91,7 +95,7 @@ export async function routes(app: FastifyInstance, deps: RouteDeps): Promise<voi
       response: { 201: ConnectionSchema, ...errors(400, 404, 409, 502, 504, ...AUTH) },
     },
   }, async (req, reply) => {
-    const port = parsePort(req.params.port);
+    const port = portParam(req.params.port);
     const conn = await mesh.connect(port, parseHost(req.body.host), parsePort(req.body.port));
     return reply.code(201).send(conn);
   });
@@ -102,7 +106,7 @@ export async function routes(app: FastifyInstance, deps: RouteDeps): Promise<voi
       response: { 204: Type.Null(), ...errors(400, 404, ...AUTH) },
     },
   }, async (req, reply) => {
-    mesh.disconnect(parsePort(req.params.port), req.params.id);
+    mesh.disconnect(portParam(req.params.port), req.params.id);
     return reply.code(204).send(null);
   });
 }
