@@ -75,7 +75,7 @@ describe('daemon process', () => {
     const dir = dataDir();
     const ports = await freePorts(3);
     const first = await daemon(dir);
-    const ids = [];
+    const ids: string[] = [];
     for (const p of ports) ids.push((await first.client.addPeer(p)).id);
     await first.client.waitForConnections(ports[0]!, [ports[1]!, ports[2]!]);
     expect(await first.stop()).toBe(0);
