@@ -11,7 +11,6 @@ export const DEFAULT_BUFFER = 10_000;
 /** Every event type and its payload, in one place. */
 export interface EventMap {
   'peer.added': { peer: PeerView };
-  'peer.updated': { peer: PeerView };
   'peer.removed': { port: number; id: string };
   'connection.opened': { port: number; connection: ConnectionView };
   'connection.updated': { port: number; connection: ConnectionView };

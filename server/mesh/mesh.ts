@@ -14,6 +14,8 @@ import { connectionView, type ConnectionView, type PeerView } from './views.js';
 export interface MeshTimings extends ConnectionTimings {
   retryMinMs: number;
   retryMaxMs: number;
+  /** Least time between two connection.updated events for one connection (RTT and byte counters). */
+  statsEventIntervalMs: number;
 }
 
 export const DEFAULT_TIMINGS: MeshTimings = {
@@ -22,6 +24,9 @@ export const DEFAULT_TIMINGS: MeshTimings = {
   heartbeatTimeoutMs: 30_000,
   retryMinMs: 500,
   retryMaxMs: 30_000,
+  // Heartbeats refresh RTT every 10 s on every connection; with hundreds of connections an
+  // event per heartbeat would flood the replay ring. Clients wanting fresher figures poll GET.
+  statsEventIntervalMs: 60_000,
 };
 
 export interface MeshOptions {
@@ -187,7 +192,14 @@ export class Mesh {
     await peer.listen();
     const view = (c: Parameters<typeof connectionView>[0]) => connectionView(c, this.#isLocal(c.remoteId));
     peer.on('connection.opened', (c) => this.#opts.bus.emit('connection.opened', { port: row.port, connection: view(c) }));
-    peer.on('connection.updated', (c) => this.#opts.bus.emit('connection.updated', { port: row.port, connection: view(c) }));
+    const lastStats = new WeakMap<object, number>();
+    peer.on('connection.updated', (c) => {
+      const now = Date.now();
+      const last = lastStats.get(c);
+      if (last !== undefined && now - last < this.timings.statsEventIntervalMs) return;
+      lastStats.set(c, now);
+      this.#opts.bus.emit('connection.updated', { port: row.port, connection: view(c) });
+    });
     peer.on('connection.closed', (c, info) =>
       this.#opts.bus.emit('connection.closed', { port: row.port, connection: view(c), reason: info.reason }),
     );

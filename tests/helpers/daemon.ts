@@ -23,6 +23,7 @@ export const FAST: MeshTimings = {
   heartbeatTimeoutMs: 400,
   retryMinMs: 20,
   retryMaxMs: 200,
+  statsEventIntervalMs: 1_000,
 };
 
 export function tempDir(prefix = 'meshdrop-test-'): { path: string; remove(): void } {
