@@ -232,3 +232,22 @@ describe('duplicates', () => {
     await waitFor('b to keep one', () => b.connections().length === 1);
   });
 });
+
+describe('closing', () => {
+  it('does not wait for a client stuck in the TLS handshake', async () => {
+    const [port] = await freePorts(1);
+    const peer = new Peer({ port: port!, identity: ids[0]!, host: '127.0.0.1', timings: { ...TIMINGS, handshakeTimeoutMs: 600_000 } });
+    await peer.listen();
+    const net = await import('node:net');
+    // A TCP client that never sends a ClientHello.
+    const stuck = net.connect(peer.port, '127.0.0.1');
+    stuck.on('error', () => {});
+    await new Promise<void>((r) => stuck.once('connect', () => r()));
+    // Let the server accept it (the kernel completes TCP before the accept).
+    await new Promise((r) => setTimeout(r, 100));
+    peers.splice(peers.indexOf(peer), 1);
+    // With a 10-minute handshake timeout, only a close that ignores the stuck client can return.
+    await peer.close({ code: 'shutdown', message: 'test' });
+    stuck.destroy();
+  });
+});
