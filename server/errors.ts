@@ -38,8 +38,8 @@ export const CLOSE_CODES = [
   'unknown_frame', // a frame type this version does not define
   'bad_payload', // a payload that does not decode
   'unexpected_message', // a valid message in the wrong state
-  'connection_lost', // the transport closed or failed without a CLOSE frame
-  'tls_error', // TLS could not be established
+  'connection_lost', // local only: the transport closed or failed without a CLOSE frame
+  'wrong_application', // TLS did not negotiate the ALPN protocol "meshdrop/1"
 ] as const;
 
 export type CloseCode = (typeof CLOSE_CODES)[number];

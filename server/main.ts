@@ -105,6 +105,12 @@ async function main(): Promise<void> {
   ms('heartbeat-timeout-ms', 'heartbeatTimeoutMs');
   ms('retry-min-ms', 'retryMinMs');
   ms('retry-max-ms', 'retryMaxMs');
+  const interval = timings.heartbeatIntervalMs ?? DEFAULT_TIMINGS.heartbeatIntervalMs;
+  const silence = timings.heartbeatTimeoutMs ?? DEFAULT_TIMINGS.heartbeatTimeoutMs;
+  if (silence <= interval) fail(`--heartbeat-timeout-ms (${silence}) must be larger than --heartbeat-interval-ms (${interval})`);
+  if ((timings.retryMinMs ?? DEFAULT_TIMINGS.retryMinMs) > (timings.retryMaxMs ?? DEFAULT_TIMINGS.retryMaxMs)) {
+    fail('--retry-min-ms must not be larger than --retry-max-ms');
+  }
 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const token = loadOrCreateToken(dataDir);

@@ -79,6 +79,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #lastReceived = Date.now();
   #handshakeTimer: NodeJS.Timeout | null = null;
   #heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Nonce of the PING awaiting its PONG (our own clock in ns, so the PONG gives the RTT). */
+  #pingNonce: bigint | null = null;
 
   constructor(opts: ConnectionOptions) {
     super();
@@ -145,9 +147,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   #send(msg: Message): void {
+    if (!this.#stream.writable) return;
     const bytes = encodeMessage(msg);
     this.bytesOut += bytes.length;
-    if (!this.#stream.writable) return;
     this.#stream.write(bytes);
   }
 
@@ -160,7 +162,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.bytesIn += chunk.length;
     this.#lastReceived = Date.now();
     try {
-      for (const frame of this.#decoder.push(chunk)) {
+      for (const frame of this.#decoder.frames(chunk)) {
         this.#onMessage(decodeMessage(frame));
         if (this.#isClosed()) return;
       }
@@ -192,11 +194,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         this.#send({ type: 'pong', nonce: msg.nonce });
         return;
       case 'pong': {
-        const now = process.hrtime.bigint();
-        if (msg.nonce <= now) {
-          this.rttMs = Number(now - msg.nonce) / 1e6;
-          this.emit('updated');
-        }
+        // Only the answer to our outstanding PING is a round trip; anything else is ignored.
+        if (msg.nonce !== this.#pingNonce) return;
+        this.#pingNonce = null;
+        this.rttMs = Number(process.hrtime.bigint() - msg.nonce) / 1e6;
+        this.emit('updated');
         return;
       }
     }
@@ -204,7 +206,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   #onHello(hello: HelloMessage): void {
     const mine = this.#versions;
-    // Each side announces the highest version it speaks; the connection uses the lower of the two.
+    // The dialler announces the highest version it speaks; the acceptor answers with the
+    // version the connection will use: the lower of the two highest versions.
     const version = Math.min(Math.max(...mine), hello.version);
     if (!mine.includes(version) || (this.direction === 'out' && hello.version > Math.max(...mine))) {
       throw new ProtocolError('unsupported_version', `remote speaks up to version ${hello.version}; this peer speaks ${mine.join(', ')}`);
@@ -239,7 +242,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         this.close({ code: 'heartbeat_timeout', message: `nothing received for ${silentFor} ms` });
         return;
       }
-      this.#send({ type: 'ping', nonce: process.hrtime.bigint() });
+      this.#pingNonce = process.hrtime.bigint();
+      this.#send({ type: 'ping', nonce: this.#pingNonce });
     }, heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
   }

@@ -134,7 +134,6 @@ export class Peer extends EventEmitter<PeerEvents> {
           const code = reason.code === 'self_connection' ? 'self_connection' : 'dial_failed';
           fail(new ApiError(code, `${host}:${port} refused the connection: ${reason.message} (${reason.code})`));
         });
-        conn.start();
       });
     });
   }
@@ -172,7 +171,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     }
     const cert = socket.getPeerCertificate();
     const host = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    this.#adopt(socket, 'in', host, cert?.raw ? fingerprint(cert.raw) : null, undefined).start();
+    this.#adopt(socket, 'in', host, cert?.raw ? fingerprint(cert.raw) : null, undefined);
   }
 
   #adopt(socket: tls.TLSSocket, direction: 'in' | 'out', host: string, remoteFingerprint: string | null, expectedId: string | undefined): PeerConnection {
@@ -189,6 +188,15 @@ export class Peer extends EventEmitter<PeerEvents> {
       admit: (c, hello) => this.#admit(c, hello),
     });
     this.#all.add(conn);
+    // Attach the listeners first so the caller (dial) sees a refusal below as a close.
+    queueMicrotask(() => {
+      if (conn.state === 'closed') return;
+      if (socket.alpnProtocol !== ALPN) {
+        conn.close({ code: 'wrong_application', message: `TLS must negotiate ALPN "${ALPN}"` });
+      } else {
+        conn.start();
+      }
+    });
     conn.on('open', () => this.emit('connection.opened', conn));
     conn.on('updated', () => this.emit('connection.updated', conn));
     conn.on('close', (info) => {

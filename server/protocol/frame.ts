@@ -69,26 +69,34 @@ export class FrameDecoder {
     return this.#buffered;
   }
 
+  /** Decodes all whole frames in the buffered bytes plus `chunk`. Throws at the first bad header. */
   push(chunk: Uint8Array): Frame[] {
+    return [...this.frames(chunk)];
+  }
+
+  /**
+   * Like push(), but yields frames one by one, so the caller handles every good
+   * frame that precedes a bad header before the error is thrown.
+   */
+  *frames(chunk: Uint8Array): Generator<Frame, void, undefined> {
     if (this.#failed) throw this.#failed;
     if (chunk.length > 0) {
       this.#chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       this.#buffered += chunk.length;
     }
-    const frames: Frame[] = [];
-    try {
-      for (;;) {
-        const frame = this.#next();
-        if (!frame) break;
-        frames.push(frame);
+    for (;;) {
+      let frame: Frame | null;
+      try {
+        frame = this.#next();
+      } catch (err) {
+        this.#failed = err as ProtocolError;
+        this.#chunks = [];
+        this.#buffered = 0;
+        throw err;
       }
-    } catch (err) {
-      this.#failed = err as ProtocolError;
-      this.#chunks = [];
-      this.#buffered = 0;
-      throw err;
+      if (!frame) return;
+      yield frame;
     }
-    return frames;
   }
 
   /**

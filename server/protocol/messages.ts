@@ -60,7 +60,7 @@ export function encodeMessage(msg: Message): Buffer {
     case 'close':
       return encodeFrame(
         FrameType.CLOSE,
-        Buffer.from(JSON.stringify({ code: msg.code, message: truncateUtf8(msg.message, MAX_CLOSE_MESSAGE) })),
+        Buffer.from(JSON.stringify({ code: msg.code, message: truncateChars(msg.message, MAX_CLOSE_MESSAGE) })),
       );
   }
 }
@@ -121,6 +121,7 @@ function parseJsonObject(payload: Buffer, what: string): Record<string, unknown>
   return value as Record<string, unknown>;
 }
 
-function truncateUtf8(text: string, maxChars: number): string {
-  return text.length <= maxChars ? text : text.slice(0, maxChars);
+/** At most maxChars code points; never splits a surrogate pair (which JSON would escape as a lone \udXXX). */
+function truncateChars(text: string, maxChars: number): string {
+  return text.length <= maxChars ? text : Array.from(text).slice(0, maxChars).join('');
 }

@@ -42,6 +42,9 @@ describe('daemon process', () => {
     const port = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', 'x'], { cwd: ROOT, encoding: 'utf8' });
     expect(port.status).toBe(2);
     expect(port.stderr).toMatch(/--port must be an integer/);
+    const beat = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts', '--heartbeat-interval-ms', '500', '--heartbeat-timeout-ms', '500'], { cwd: ROOT, encoding: 'utf8' });
+    expect(beat.status).toBe(2);
+    expect(beat.stderr).toMatch(/must be larger than --heartbeat-interval-ms/);
   });
 
   it('prints the URL with the token from the data directory, and exits 0 on SIGTERM', async () => {

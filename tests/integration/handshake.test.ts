@@ -35,7 +35,7 @@ async function startPeer(identity: Identity, opts: { versions?: number[] } = {})
 }
 
 /** A raw TLS client: sends bytes we choose and records every message and the close. */
-async function rawClient(peer: Peer, identity: Identity | null) {
+async function rawClient(peer: Peer, identity: Identity | null, alpn: string[] = [ALPN]) {
   const socket = tls.connect({
     host: '127.0.0.1',
     port: peer.port,
@@ -43,7 +43,7 @@ async function rawClient(peer: Peer, identity: Identity | null) {
     minVersion: 'TLSv1.3',
     rejectUnauthorized: false,
     checkServerIdentity: () => undefined,
-    ALPNProtocols: [ALPN],
+    ...(alpn.length ? { ALPNProtocols: alpn } : {}),
   });
   sockets.push(socket);
   const received: Message[] = [];
@@ -97,6 +97,13 @@ describe('handshake', () => {
     const c = await rawClient(peer, null);
     c.send(hello(ids[1]!));
     expect(await c.closeCode()).toBe('identity_mismatch');
+    await c.closed();
+  });
+
+  it('closes a client that does not negotiate the meshdrop ALPN protocol', async () => {
+    const peer = await startPeer(ids[0]!);
+    const c = await rawClient(peer, ids[1]!, []);
+    expect(await c.closeCode()).toBe('wrong_application');
     await c.closed();
   });
 

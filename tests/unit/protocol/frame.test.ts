@@ -79,6 +79,15 @@ describe('FrameDecoder', () => {
     expect(decodeError(hex('00000000 00')).code).toBe('unknown_frame');
   });
 
+  it('yields the good frames that precede a bad header before throwing', () => {
+    const decoder = new FrameDecoder();
+    const seen: number[] = [];
+    expect(() => {
+      for (const f of decoder.frames(hex('00000008 02 0000000000000001  00000000 7f'))) seen.push(f.type);
+    }).toThrow(ProtocolError);
+    expect(seen).toEqual([0x02]);
+  });
+
   it('stays failed after an error (the connection must close)', () => {
     const decoder = new FrameDecoder();
     expect(() => decoder.push(hex('00000000 7f'))).toThrow(ProtocolError);
