@@ -92,6 +92,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
 
   const events = attachEventStream({ server: app.server, bus: deps.bus, guard });
-  app.addHook('onClose', async () => events.close());
+  // preClose, not onClose: Fastify waits for open sockets before onClose, and an upgraded
+  // WebSocket would hold the shutdown until the deadline.
+  app.addHook('preClose', async () => events.close());
   return app;
 }

@@ -57,7 +57,12 @@ describe('daemon process', () => {
     expect((await d.client.get('/api/peers')).status).toBe(200);
     const page = await fetch(d.base + '/');
     expect(page.status).toBe(200);
+    // An open event stream (a dashboard) must not hold the shutdown up.
+    const events = d.client.events();
+    await events.opened;
+    const closeCode = new Promise<number>((r) => events.ws.once('close', (code) => r(code)));
     expect(await d.stop()).toBe(0);
+    expect(await closeCode).toBe(1001);
   });
 
   it('exits with a reason instead of hanging when its API port is busy', async () => {
