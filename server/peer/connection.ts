@@ -236,15 +236,20 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   #startHeartbeat(): void {
     const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.#opts.timings;
+    const ping = () => {
+      this.#pingNonce = process.hrtime.bigint();
+      this.#send({ type: 'ping', nonce: this.#pingNonce });
+    };
     this.#heartbeatTimer = setInterval(() => {
       const silentFor = Date.now() - this.#lastReceived;
       if (silentFor > heartbeatTimeoutMs) {
         this.close({ code: 'heartbeat_timeout', message: `nothing received for ${silentFor} ms` });
         return;
       }
-      this.#pingNonce = process.hrtime.bigint();
-      this.#send({ type: 'ping', nonce: this.#pingNonce });
+      ping();
     }, heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
+    // Measure the round trip at once, so a new connection shows its RTT without waiting an interval.
+    ping();
   }
 }

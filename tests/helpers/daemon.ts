@@ -88,9 +88,13 @@ const FAST_FLAGS = [
   '--retry-max-ms', String(FAST.retryMaxMs),
 ];
 
-/** Spawns `node --import tsx server/main.ts` and waits for the dashboard URL line. */
-export async function spawnDaemon(dataDir: string, extra: string[] = []): Promise<DaemonProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1', ...FAST_FLAGS, ...extra], {
+/**
+ * Spawns `node --import tsx server/main.ts` and waits for the dashboard URL line.
+ * `fast: false` keeps the daemon's real default timings (as a user would run it).
+ */
+export async function spawnDaemon(dataDir: string, extra: string[] = [], { fast = true } = {}): Promise<DaemonProcess> {
+  const timing = fast ? FAST_FLAGS : [];
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1', ...timing, ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

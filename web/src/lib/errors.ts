@@ -1,0 +1,38 @@
+import { ApiError } from './api/client';
+
+export interface ReadableError {
+  title: string;
+  detail: string;
+}
+
+// Short titles for the daemon's stable error codes; the daemon's own message
+// (which names the port or the reason) is kept as the detail.
+const TITLES: Record<string, string> = {
+  port_in_use: 'Port already in use',
+  invalid_port: 'Invalid port',
+  invalid_host: 'Invalid host',
+  bad_request: 'Request rejected',
+  peer_not_found: 'Peer not found',
+  connection_not_found: 'Connection not found',
+  self_connection: 'A peer cannot connect to itself',
+  dial_failed: 'Could not connect',
+  dial_timeout: 'Connection timed out',
+  too_many_attempts: 'Too many attempts',
+  unauthorized: 'Access token rejected',
+  network: 'Daemon unreachable',
+  internal: 'Daemon error',
+};
+
+export function readableError(error: unknown): ReadableError {
+  if (error instanceof ApiError) {
+    return { title: TITLES[error.code] ?? 'Something went wrong', detail: sentence(error.message) };
+  }
+  return { title: 'Something went wrong', detail: sentence(error instanceof Error ? error.message : String(error)) };
+}
+
+function sentence(text: string): string {
+  const trimmed = text.trim();
+  if (!trimmed) return '';
+  const capital = trimmed[0]!.toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}

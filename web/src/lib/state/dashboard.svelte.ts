@@ -1,0 +1,190 @@
+import { ApiClient, ApiError } from '../api/client';
+import { EventSocket, type SocketStatus } from '../api/event-socket';
+import type { Connection, DaemonEvent, StreamMessage } from '../api/types';
+import { PeersState } from './peers.svelte';
+
+export type LinkStatus = 'connecting' | 'live' | 'reconnecting';
+
+/**
+ * Glue between the event socket, the REST client and PeersState, plus the
+ * user's actions (which update state from the REST answer at once instead of
+ * waiting for the matching event; both paths are idempotent).
+ *
+ * Ordering rule: the socket is opened first; once it says hello, a REST
+ * snapshot is loaded while incoming events are buffered, then the buffer is
+ * applied on top. The snapshot is taken after hello, so it already contains
+ * everything up to the hello's lastSeq and nothing is missed in between.
+ */
+export class Dashboard {
+  readonly api: ApiClient;
+  readonly peers = new PeersState();
+
+  link = $state<LinkStatus>('connecting');
+  /** Epoch ms of the next reconnect attempt while `link` is reconnecting. */
+  retryAt = $state<number | null>(null);
+  /** True until the first snapshot has been applied (drives the loading skeleton). */
+  loading = $state(true);
+  /** A blocking problem such as a rejected token; shown instead of the dashboard. */
+  fatal = $state<ApiError | null>(null);
+  /** A non-blocking problem loading state; shown as a banner, retried on next hello. */
+  syncError = $state<string | null>(null);
+
+  readonly #socket: EventSocket;
+  #bootId: string | null = null;
+  #buffer: DaemonEvent[] | null = null;
+  #generation = 0;
+  #synced = false;
+
+  constructor(token: string) {
+    this.api = new ApiClient(token);
+    this.#socket = new EventSocket(token, {
+      onEvent: (event) => this.#onEvent(event),
+      onStream: (message, resume) => this.#onStream(message, resume),
+      onStatus: (status) => this.#onStatus(status),
+    });
+  }
+
+  start(): void {
+    this.#socket.start();
+  }
+
+  stop(): void {
+    this.#socket.stop();
+  }
+
+  retryNow(): void {
+    this.#socket.retryNow();
+  }
+
+  #onStatus(status: SocketStatus): void {
+    if (status.kind === 'open') {
+      this.link = 'live';
+      this.retryAt = null;
+    } else if (status.kind === 'waiting') {
+      this.link = 'reconnecting';
+      this.retryAt = status.retryAt;
+      // The browser hides why an upgrade failed; REST tells a rejected token
+      // (fatal, say so) from a daemon that is merely down (keep retrying).
+      if (status.attempt === 1 || status.attempt % 3 === 0) void this.#probeAuth();
+    }
+    // 'connecting' leaves `link` alone: the first attempt already shows
+    // "connecting", and a retry keeps saying "reconnecting" so the badge does not flicker.
+  }
+
+  async addPeer(port: number): Promise<void> {
+    const peer = await this.api.addPeer(port);
+    this.peers.upsertPeer(peer);
+  }
+
+  async removePeer(port: number): Promise<void> {
+    try {
+      await this.api.removePeer(port);
+    } catch (error) {
+      // Already gone is what the user wanted.
+      if (!(error instanceof ApiError && error.code === 'peer_not_found')) throw error;
+    }
+    this.peers.removePeer(port);
+  }
+
+  async connect(port: number, host: string, remotePort: number): Promise<void> {
+    const connection = await this.api.connect(port, host, remotePort);
+    this.peers.upsertConnection(port, connection);
+  }
+
+  /**
+   * Fresh RTT and byte counters for one peer's connections. The daemon sends
+   * connection.updated at most once a minute per connection, so the page polls
+   * the peer the user is looking at instead.
+   */
+  async refreshStats(port: number): Promise<void> {
+    const fresh = await this.api.listConnections(port);
+    const known = new Set((this.peers.connections[port] ?? []).map((c) => c.id));
+    // Only update rows the event stream already knows; opening and closing stay event-driven.
+    for (const connection of fresh) if (known.has(connection.id)) this.peers.upsertConnection(port, connection);
+  }
+
+  async disconnect(port: number, connectionId: string): Promise<void> {
+    try {
+      await this.api.disconnect(port, connectionId);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === 'connection_not_found')) throw error;
+    }
+    this.peers.removeConnection(port, connectionId);
+  }
+
+  #onStream(message: StreamMessage, resume: boolean): void {
+    switch (message.type) {
+      case 'stream.hello': {
+        const rebooted = this.#bootId !== null && this.#bootId !== message.bootId;
+        this.#bootId = message.bootId;
+        // A resumed stream replays what we missed, so state stays valid unless
+        // the daemon restarted or we never managed to load it.
+        if (!resume || rebooted || !this.#synced) void this.resync();
+        break;
+      }
+      case 'stream.gap':
+      case 'stream.reset':
+        void this.resync();
+        break;
+    }
+  }
+
+  #onEvent(event: DaemonEvent): void {
+    if (this.#buffer) this.#buffer.push(event);
+    else this.peers.apply(event);
+  }
+
+  /** Reload all state by REST while buffering events, then apply the buffer. */
+  async resync(): Promise<void> {
+    const generation = ++this.#generation;
+    this.#buffer ??= [];
+    this.#synced = false;
+    try {
+      const peers = await this.api.listPeers();
+      const lists = await Promise.all(
+        peers.map(async (peer): Promise<[number, Connection[]]> => {
+          try {
+            return [peer.port, await this.api.listConnections(peer.port)];
+          } catch (error) {
+            // The peer vanished between the two calls; its removal event is buffered.
+            if (error instanceof ApiError && error.code === 'peer_not_found') return [peer.port, []];
+            throw error;
+          }
+        }),
+      );
+      if (generation !== this.#generation) return; // A newer resync superseded this one.
+      this.peers.replaceAll(peers, Object.fromEntries(lists));
+      const buffered = this.#buffer ?? [];
+      this.#buffer = null;
+      for (const event of buffered) this.peers.apply(event);
+      this.#synced = true;
+      this.syncError = null;
+      this.loading = false;
+    } catch (error) {
+      if (generation !== this.#generation) return;
+      // Keep buffering: the next hello (after the socket reconnects) retries the load.
+      if (error instanceof ApiError && error.status === 401) {
+        this.fatal = error;
+        this.stop();
+        return;
+      }
+      this.syncError = error instanceof Error ? error.message : String(error);
+      if (this.link === 'live') setTimeout(() => void this.#retryIfStale(generation), 3000);
+    }
+  }
+
+  async #retryIfStale(generation: number): Promise<void> {
+    if (generation === this.#generation && !this.#synced) await this.resync();
+  }
+
+  async #probeAuth(): Promise<void> {
+    try {
+      await this.api.daemon();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        this.fatal = error;
+        this.stop();
+      }
+    }
+  }
+}
