@@ -100,6 +100,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return this.remote?.id ?? null;
   }
 
+  /** Fingerprint of the certificate the remote presented in TLS (its id if it is honest). */
+  get remoteFingerprint(): string | null {
+    return this.#opts.remoteFingerprint;
+  }
+
   /** Starts the handshake: the dialler speaks first. */
   start(): void {
     this.#handshakeTimer = setTimeout(

@@ -131,6 +131,16 @@ export class Peer extends EventEmitter<PeerEvents> {
           resolve(conn!);
         });
         conn.once('close', ({ reason }) => {
+          // Losing a duplicate race still leaves the two peers connected: that is what the caller wanted.
+          // The remote may refuse before sending its HELLO; TLS already told us who it is.
+          const remoteId = conn!.remoteId ?? conn!.remoteFingerprint;
+          const winner = reason.code === 'duplicate_connection' && remoteId ? this.#open.get(remoteId) : undefined;
+          if (winner && winner.state === 'open' && !settled) {
+            settled = true;
+            clearTimeout(timer);
+            resolve(winner);
+            return;
+          }
           const code = reason.code === 'self_connection' ? 'self_connection' : 'dial_failed';
           fail(new ApiError(code, `${host}:${port} refused the connection: ${reason.message} (${reason.code})`));
         });

@@ -173,6 +173,22 @@ describe('connections', () => {
     }
   });
 
+  it('answers 201 with the existing connection when the peers are already connected', async () => {
+    const ports = await freePorts(2);
+    const [a, b] = [await d.client.addPeer(ports[0]!), await d.client.addPeer(ports[1]!)];
+    await d.client.waitForConnections(a.port, [b.port]);
+    // Whichever side dialled the mesh link, dialling again from either side is not an error.
+    for (const [from, to] of [[a, b], [b, a]] as const) {
+      const res = await d.client.post(`/api/peers/${from.port}/connections`, { host: '127.0.0.1', port: to.port });
+      expect(res.body).toEqual(expect.objectContaining({ id: to.id }));
+      expect(res.status).toBe(201);
+      expect(res.body).toMatchObject({ id: to.id, state: 'open' });
+    }
+    const conns = await d.client.waitForConnections(a.port, [b.port]);
+    expect(conns).toHaveLength(1);
+    for (const p of ports) await d.client.delete(`/api/peers/${p}`);
+  });
+
   it('explains dial failures', async () => {
     const [mine, nobody] = await freePorts(2);
     await d.client.addPeer(mine!);
