@@ -95,7 +95,8 @@ function decodeHello(payload: Buffer): HelloMessage {
   const features = obj.features ?? [];
   if (!Number.isSafeInteger(version) || (version as number) < 1) throw new ProtocolError('bad_payload', 'HELLO version must be a positive integer');
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new ProtocolError('bad_payload', 'HELLO id must be 64 lower-case hex characters');
-  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw new ProtocolError('bad_payload', 'HELLO port must be an integer in 1..65535');
+  // 0 says the sender accepts no connections (a peer that only dials); nobody will dial it back.
+  if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) throw new ProtocolError('bad_payload', 'HELLO port must be an integer in 0..65535');
   if (typeof agent !== 'string' || agent.length > MAX_AGENT) throw new ProtocolError('bad_payload', `HELLO agent must be a string of at most ${MAX_AGENT} chars`);
   if (
     !Array.isArray(features) ||
