@@ -68,7 +68,7 @@ describe('messages', () => {
     ['a fractional version', JSON.stringify({ version: 1.5, id: ID, port: 1 })],
     ['an upper-case id', JSON.stringify({ version: 1, id: ID.toUpperCase(), port: 1 })],
     ['a short id', JSON.stringify({ version: 1, id: 'abcd', port: 1 })],
-    ['port 0', JSON.stringify({ version: 1, id: ID, port: 0 })],
+    ['port -1', JSON.stringify({ version: 1, id: ID, port: -1 })],
     ['port 65536', JSON.stringify({ version: 1, id: ID, port: 65536 })],
     ['a string port', JSON.stringify({ version: 1, id: ID, port: '7000' })],
     ['too many features', JSON.stringify({ version: 1, id: ID, port: 1, features: Array(33).fill('f') })],
@@ -76,6 +76,10 @@ describe('messages', () => {
     ['an overlong agent', JSON.stringify({ version: 1, id: ID, port: 1, agent: 'a'.repeat(129) })],
   ])('refuses a HELLO with %s', (_what, payload) => {
     expect(decodeCode(frame(0x01, payload))).toBe('bad_payload');
+  });
+
+  it('accepts port 0 from a peer that only dials', () => {
+    expect(decodeBytes(frame(0x01, JSON.stringify({ version: 1, id: ID, port: 0 })))).toMatchObject({ type: 'hello', port: 0 });
   });
 
   it('refuses invalid UTF-8 rather than replacing it', () => {
