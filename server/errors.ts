@@ -17,6 +17,7 @@ export const API_ERRORS = {
   too_many_attempts: 429,
   internal: 500,
   dial_failed: 502,
+  too_many_clients: 503,
   dial_timeout: 504,
 } as const;
 

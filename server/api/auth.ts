@@ -73,17 +73,24 @@ export class Guard {
 
   check(req: RequestFacts): void {
     this.checkHostAndOrigin(req);
+    this.checkToken(req.token, req.remoteAddress);
+  }
+
+  checkToken(token: string | undefined, remoteAddress: string): void {
+    // A request without a token is not a guess (any web page can make one with an <img>),
+    // so only wrong tokens count towards the throttle; otherwise a page could lock us out.
+    if (token === undefined) throw new ApiError('unauthorized', 'missing token: send "Authorization: Bearer <token>"');
     const now = (this.#opts.now ?? Date.now)();
-    const record = this.#failures.get(req.remoteAddress);
-    if (record && now - record.since > FAILURE_WINDOW_MS) this.#failures.delete(req.remoteAddress);
-    const current = this.#failures.get(req.remoteAddress);
+    const record = this.#failures.get(remoteAddress);
+    if (record && now - record.since > FAILURE_WINDOW_MS) this.#failures.delete(remoteAddress);
+    const current = this.#failures.get(remoteAddress);
     if (current && current.count >= MAX_FAILURES) {
       throw new ApiError('too_many_attempts', 'too many failed token attempts; wait a minute');
     }
-    if (req.token === undefined || !tokenMatches(req.token, this.#opts.token)) {
+    if (!tokenMatches(token, this.#opts.token)) {
       if (current) current.count++;
-      else this.#failures.set(req.remoteAddress, { count: 1, since: now });
-      throw new ApiError('unauthorized', req.token === undefined ? 'missing token: send "Authorization: Bearer <token>"' : 'wrong token');
+      else this.#failures.set(remoteAddress, { count: 1, since: now });
+      throw new ApiError('unauthorized', 'wrong token');
     }
   }
 

@@ -23,6 +23,9 @@ export function attachEventStream({ server, bus, guard }: EventsDeps): { close()
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node's HTTP server drops its own error listener from an upgraded socket; without
+    // one, a client resetting the connection would crash the daemon.
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== EVENTS_PATH) return refuse(socket, 404, 'not_found', 'no WebSocket here');
     try {
@@ -36,7 +39,7 @@ export function attachEventStream({ server, bus, guard }: EventsDeps): { close()
       const e = err as ApiError;
       return refuse(socket, e.status, e.code, e.message);
     }
-    if (wss.clients.size >= MAX_CLIENTS) return refuse(socket, 503, 'internal', 'too many event clients');
+    if (wss.clients.size >= MAX_CLIENTS) return refuse(socket, 503, 'too_many_clients', `at most ${MAX_CLIENTS} event streams at once`);
     const sinceText = url.searchParams.get('since');
     const since = sinceText !== null && /^[0-9]{1,15}$/.test(sinceText) ? Number(sinceText) : null;
     if (sinceText !== null && since === null) return refuse(socket, 400, 'bad_request', 'since must be a non-negative integer');
@@ -87,6 +90,7 @@ export function attachEventStream({ server, bus, guard }: EventsDeps): { close()
 
 function refuse(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
+  socket.once('finish', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

@@ -60,13 +60,17 @@ export function encodeFrame(type: FrameTypeCode, payload: Uint8Array = Buffer.al
  * (the connection must close), so it keeps throwing.
  */
 export class FrameDecoder {
+  // Chunks are consumed from #head on rather than shift()ed, and a header is parsed
+  // once, so a stream of one-byte records costs linear, not quadratic, time.
   #chunks: Buffer[] = [];
+  #head = 0;
   #buffered = 0;
+  #pending: { type: FrameTypeCode; length: number } | null = null;
   #failed: ProtocolError | null = null;
 
-  /** Bytes held that do not yet form a whole frame. */
+  /** Bytes held that do not yet form a whole frame (a parsed header counts). */
   get buffered(): number {
-    return this.#buffered;
+    return this.#buffered + (this.#pending ? HEADER_SIZE : 0);
   }
 
   /** Decodes all whole frames in the buffered bytes plus `chunk`. Throws at the first bad header. */
@@ -91,6 +95,7 @@ export class FrameDecoder {
       } catch (err) {
         this.#failed = err as ProtocolError;
         this.#chunks = [];
+        this.#head = 0;
         this.#buffered = 0;
         throw err;
       }
@@ -104,57 +109,64 @@ export class FrameDecoder {
    * Returns a ProtocolError describing the truncation, or null if the stream ended cleanly.
    */
   end(): ProtocolError | null {
-    if (this.#failed || this.#buffered === 0) return null;
-    return new ProtocolError('bad_payload', `stream ended inside a frame (${this.#buffered} bytes left over)`);
+    if (this.#failed || this.buffered === 0) return null;
+    return new ProtocolError('bad_payload', `stream ended inside a frame (${this.buffered} bytes left over)`);
   }
 
   #next(): Frame | null {
-    if (this.#buffered < HEADER_SIZE) return null;
-    const header = this.#peek(HEADER_SIZE);
-    const length = header.readUInt32BE(0);
-    const type = header.readUInt8(4);
-    if (!isFrameType(type)) {
-      throw new ProtocolError('unknown_frame', `unknown frame type 0x${type.toString(16).padStart(2, '0')}`);
+    if (!this.#pending) {
+      if (this.#buffered < HEADER_SIZE) return null;
+      const header = this.#take(HEADER_SIZE);
+      const length = header.readUInt32BE(0);
+      const type = header.readUInt8(4);
+      if (!isFrameType(type)) {
+        throw new ProtocolError('unknown_frame', `unknown frame type 0x${type.toString(16).padStart(2, '0')}`);
+      }
+      if (length > MAX_PAYLOAD[type] || length > MAX_FRAME_PAYLOAD) {
+        throw new ProtocolError('frame_too_large', `frame type 0x${type.toString(16).padStart(2, '0')} announces ${length} bytes, cap is ${MAX_PAYLOAD[type]}`);
+      }
+      this.#pending = { type, length };
     }
-    if (length > MAX_PAYLOAD[type] || length > MAX_FRAME_PAYLOAD) {
-      throw new ProtocolError('frame_too_large', `frame type 0x${type.toString(16).padStart(2, '0')} announces ${length} bytes, cap is ${MAX_PAYLOAD[type]}`);
-    }
-    if (this.#buffered < HEADER_SIZE + length) return null;
-    this.#take(HEADER_SIZE);
+    const { type, length } = this.#pending;
+    if (this.#buffered < length) return null;
+    this.#pending = null;
     return { type, payload: this.#take(length) };
   }
 
-  /** The first n buffered bytes, without consuming them. */
-  #peek(n: number): Buffer {
-    const first = this.#chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.#chunks, this.#buffered).subarray(0, n);
-  }
-
-  /** Consumes and returns exactly n bytes (n <= buffered). */
+  /** Consumes and returns exactly n bytes (n <= buffered); a view when one chunk holds them all. */
   #take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
     this.#buffered -= n;
-    const first = this.#chunks[0];
-    if (first && first.length >= n) {
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
+    const first = this.#chunks[this.#head]!;
+    if (first.length >= n) {
+      if (first.length === n) this.#advance();
+      else this.#chunks[this.#head] = first.subarray(n);
       return first.subarray(0, n);
     }
     const out = Buffer.allocUnsafe(n);
     let offset = 0;
     while (offset < n) {
-      const chunk = this.#chunks[0]!;
+      const chunk = this.#chunks[this.#head]!;
       const want = n - offset;
       if (chunk.length <= want) {
         out.set(chunk, offset);
         offset += chunk.length;
-        this.#chunks.shift();
+        this.#advance();
       } else {
         out.set(chunk.subarray(0, want), offset);
-        this.#chunks[0] = chunk.subarray(want);
+        this.#chunks[this.#head] = chunk.subarray(want);
         offset += want;
       }
     }
     return out;
+  }
+
+  #advance(): void {
+    this.#head++;
+    // Drop consumed slots now and then, so the array neither grows nor gets shifted per chunk.
+    if (this.#head >= 64 && this.#head * 2 >= this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }

@@ -136,6 +136,38 @@ describe('access control', () => {
     expect((await raw('/api/peers', { host: host(), authorization: `Bearer ${d.token}` })).status).toBe(200);
   });
 
+  it('cannot be walked around with %-escapes or an absolute URL in the request line', async () => {
+    for (const path of ['/%61pi/peers', '/ap%69/daemon', '/api/%70eers', `http://${host()}/api/peers`]) {
+      const res = await raw(path, { host: host() });
+      expect(res.status, path).not.toBe(200);
+      if (res.status !== 404) expect(res.body.error.code, path).toBe('unauthorized');
+    }
+    const [port] = await freePorts(1);
+    const post = await raw('/%61pi/peers', { host: host(), 'content-type': 'application/json' }, 'POST');
+    expect(post.status).not.toBe(201);
+    expect((await d.client.get('/api/peers')).body.peers.some((p: any) => p.port === port)).toBe(false);
+  });
+
+  it('survives a refused upgrade whose client resets the connection', async () => {
+    const net = await import('node:net');
+    const url = new URL(d.base);
+    for (const path of ['/api/events', '/elsewhere']) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(Number(url.port), url.hostname, () => {
+          s.write(`GET ${path} HTTP/1.1\r\nHost: ${host()}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        });
+        s.once('data', () => {
+          s.resetAndDestroy();
+          resolve();
+        });
+        s.on('error', () => resolve());
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    // Still alive and answering.
+    expect((await d.client.get('/api/peers')).status).toBe(200);
+  });
+
   it('refuses foreign Host headers with 403 (DNS rebinding), on the page too', async () => {
     for (const h of ['evil.example:80', 'attacker.localhost.evil.com', '192.168.1.10']) {
       const res = await raw('/api/peers', { host: h, authorization: `Bearer ${d.token}` });

@@ -65,6 +65,9 @@ describe('Guard', () => {
   it('throttles an address after 20 failures for a minute, even with the right token', () => {
     let now = 0;
     const g = new Guard({ token: 't', loopbackOnly: true, now: () => now });
+    // Token-less requests are not guesses and never count (a web page could send them).
+    for (let i = 0; i < 50; i++) expect(codeOf(() => g.check({ ...base, token: undefined }))).toBe('unauthorized');
+    expect(codeOf(() => g.check({ ...base, token: 't' }))).toBeNull();
     for (let i = 0; i < 20; i++) expect(codeOf(() => g.check({ ...base, token: 'bad' }))).toBe('unauthorized');
     expect(codeOf(() => g.check({ ...base, token: 't' }))).toBe('too_many_attempts');
     expect(codeOf(() => g.check({ ...base, remoteAddress: '127.0.0.2', token: 't' }))).toBeNull();

@@ -94,6 +94,20 @@ describe('FrameDecoder', () => {
     expect(() => decoder.push(hex('00000008 02 0000000000000001'))).toThrow(ProtocolError);
   });
 
+  it('decodes a largest HELLO delivered one byte per chunk in linear time', () => {
+    // One-byte TLS records used to make every push re-join all buffered bytes.
+    const payload = Buffer.alloc(MAX_PAYLOAD[FrameType.HELLO], 0x20);
+    const bytes = encodeFrame(FrameType.HELLO, payload);
+    const decoder = new FrameDecoder();
+    let frames = 0;
+    const started = process.cpuUsage();
+    for (let i = 0; i < bytes.length; i++) frames += decoder.push(bytes.subarray(i, i + 1)).length;
+    const cpu = process.cpuUsage(started);
+    expect(frames).toBe(1);
+    // Not a timing assertion on the machine: the quadratic version needed tens of CPU-seconds.
+    expect((cpu.user + cpu.system) / 1e6).toBeLessThan(5);
+  });
+
   it('accepts a frame at exactly its cap', () => {
     const payload = Buffer.alloc(MAX_PAYLOAD[FrameType.CLOSE], 0x20);
     const frames = new FrameDecoder().push(encodeFrame(FrameType.CLOSE, payload));
