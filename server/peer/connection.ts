@@ -155,7 +155,19 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (!this.#stream.writable) return;
     const bytes = encodeMessage(msg);
     this.bytesOut += bytes.length;
-    this.#stream.write(bytes);
+    if (!this.#stream.write(bytes) && !this.#stream.isPaused()) {
+      // The remote is not reading what we send (e.g. PONGs to a PING flood): stop reading
+      // what it sends until our queue drains, so nothing buffers without bound.
+      this.#stream.pause();
+      this.#stream.once('drain', () => {
+        if (this.state !== 'closed') this.#stream.resume();
+      });
+    }
+  }
+
+  /** Bytes written to the transport but not yet flushed to the OS. */
+  get queuedBytes(): number {
+    return this.#stream.writableLength;
   }
 
   #sendHello(version: number): void {

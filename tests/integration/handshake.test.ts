@@ -207,6 +207,34 @@ describe('heartbeat', () => {
   });
 });
 
+describe('backpressure', () => {
+  it('stops reading from a remote that floods PINGs without reading the PONGs', async () => {
+    const peer = await startPeer(ids[0]!);
+    const opened = new Promise<PeerConnection>((r) => peer.once('connection.opened', r));
+    const c = await rawClient(peer, ids[1]!);
+    c.send(hello(ids[1]!));
+    const conn = await opened;
+    c.socket.pause(); // never read again
+    const ping = encodeMessage({ type: 'ping', nonce: 1n });
+    const burst = Buffer.concat(Array(10_000).fill(ping)); // 130 kB of PINGs per write
+    let sent = 0;
+    // Write until our own socket pushes back, i.e. the peer has stopped reading us.
+    while (sent < 200 * burst.length && conn.state === 'open') {
+      sent += burst.length;
+      if (!c.socket.write(burst)) {
+        const drained = await Promise.race([
+          new Promise<boolean>((r) => c.socket.once('drain', () => r(true))),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
+        ]);
+        if (!drained) break;
+      }
+    }
+    // The peer read far less than was sent, and what it queued for us stays small.
+    expect(conn.bytesIn).toBeLessThan(sent);
+    expect(conn.queuedBytes).toBeLessThan(4 * 1024 * 1024);
+  });
+});
+
 describe('duplicates', () => {
   it('keeps exactly one connection, the same on both ends, when both dial at once', async () => {
     for (let round = 0; round < 5; round++) {
