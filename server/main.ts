@@ -129,6 +129,8 @@ async function main(): Promise<void> {
     logger: { level: values['log-level'] ?? 'warn' },
   });
 
+  // Peers first, so a request arriving the moment the API listens sees them restored.
+  await mesh.start();
   try {
     await app.listen({ port, host });
   } catch (err) {
@@ -138,7 +140,6 @@ async function main(): Promise<void> {
     throw err;
   }
   apiPort = (app.server.address() as AddressInfo).port;
-  await mesh.start();
 
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   process.stdout.write(`meshdrop ${pkg.version} dashboard: http://${shown}:${apiPort}/?token=${token}\n`);

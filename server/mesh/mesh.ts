@@ -191,7 +191,11 @@ export class Mesh {
     });
     await peer.listen();
     const view = (c: Parameters<typeof connectionView>[0]) => connectionView(c, this.#isLocal(c.remoteId));
-    peer.on('connection.opened', (c) => this.#opts.bus.emit('connection.opened', { port: row.port, connection: view(c) }));
+    const redialer = (id: string | null) => (id ? this.#hosted.get(row.port)?.redialers.get(id) : undefined);
+    peer.on('connection.opened', (c) => {
+      redialer(c.remoteId)?.opened();
+      this.#opts.bus.emit('connection.opened', { port: row.port, connection: view(c) });
+    });
     const lastStats = new WeakMap<object, number>();
     peer.on('connection.updated', (c) => {
       const now = Date.now();
@@ -200,9 +204,10 @@ export class Mesh {
       lastStats.set(c, now);
       this.#opts.bus.emit('connection.updated', { port: row.port, connection: view(c) });
     });
-    peer.on('connection.closed', (c, info) =>
-      this.#opts.bus.emit('connection.closed', { port: row.port, connection: view(c), reason: info.reason }),
-    );
+    peer.on('connection.closed', (c, info) => {
+      this.#opts.bus.emit('connection.closed', { port: row.port, connection: view(c), reason: info.reason });
+      redialer(c.remoteId)?.closed(info);
+    });
     return peer;
   }
 
@@ -213,10 +218,19 @@ export class Mesh {
     for (const a of running) {
       for (const b of running) {
         if (a.row.id < b.row.id) {
-          this.#keep(a, { host: this.#opts.loopbackHost ?? '127.0.0.1', port: b.row.port, id: b.row.id });
+          this.#keep(a, { host: this.#localHost(), port: b.row.port, id: b.row.id });
         }
       }
     }
+  }
+
+  /** Where local peers reach each other: loopback when peers bind every address, else that address. */
+  #localHost(): string {
+    if (this.#opts.loopbackHost) return this.#opts.loopbackHost;
+    const h = this.#opts.peerHost;
+    if (h === '0.0.0.0' || h === '') return '127.0.0.1';
+    if (h === '::') return '::1';
+    return h;
   }
 
   #keep(hosted: Hosted, target: { host: string; port: number; id: string }): void {

@@ -1,9 +1,11 @@
 // Keeps one peer connected to one known remote peer: when no connection to it
-// is open, dial again after an exponential, jittered backoff. Timings and the
+// is open, dial again after an exponential, jittered backoff. The owner (Mesh)
+// routes the peer's connection events to it by remote id, so a peer with many
+// redialers has one listener, not one per redialer. Timings and the
 // random source are injected so tests run in milliseconds and deterministically.
 
 import type { Reason } from '../errors.js';
-import type { PeerConnection, CloseInfo } from '../peer/connection.js';
+import type { CloseInfo } from '../peer/connection.js';
 import type { Peer } from '../peer/peer.js';
 
 export interface BackoffOptions {
@@ -42,8 +44,6 @@ export class Redialer {
     this.target = target;
     this.#backoff = backoff;
     this.#onGone = onGone;
-    peer.on('connection.opened', this.#onOpened);
-    peer.on('connection.closed', this.#onClosed);
   }
 
   /** Dials now unless already connected. */
@@ -55,23 +55,22 @@ export class Redialer {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#peer.off('connection.opened', this.#onOpened);
-    this.#peer.off('connection.closed', this.#onClosed);
   }
 
   #connected(): boolean {
     return this.#peer.connection(this.target.id) !== undefined;
   }
 
-  readonly #onOpened = (conn: PeerConnection): void => {
-    if (conn.remoteId !== this.target.id) return;
+  /** The owner routes the peer's connection.opened for target.id here. */
+  opened(): void {
     this.#attempt = 0;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-  };
+  }
 
-  readonly #onClosed = (conn: PeerConnection, info: CloseInfo): void => {
-    if (conn.remoteId !== this.target.id || this.#stopped) return;
+  /** The owner routes the peer's connection.closed for target.id here. */
+  closed(info: CloseInfo): void {
+    if (this.#stopped) return;
     if (info.byRemote && FINAL_CODES.has(info.reason.code)) {
       this.stop();
       this.#onGone(info.reason);
@@ -79,7 +78,7 @@ export class Redialer {
     }
     // Another connection to the same peer may have replaced this one.
     if (!this.#connected()) this.#schedule();
-  };
+  }
 
   #schedule(): void {
     if (this.#stopped || this.#timer || this.#dialing) return;

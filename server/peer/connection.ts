@@ -72,6 +72,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   rttMs: number | null = null;
   closeInfo: CloseInfo | null = null;
 
+  /** Resolves when the underlying transport has closed. */
+  readonly transportClosed: Promise<void>;
   readonly #opts: ConnectionOptions;
   readonly #stream: Duplex;
   readonly #decoder = new FrameDecoder();
@@ -92,6 +94,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.#stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#stream.on('end', () => this.#onEnd());
     this.#stream.on('error', (err: Error) => this.destroy({ code: 'connection_lost', message: err.message }));
+    this.transportClosed = new Promise((resolve) => this.#stream.once('close', () => resolve()));
     this.#stream.on('close', () => this.destroy({ code: 'connection_lost', message: 'the transport closed' }));
   }
 
@@ -184,8 +187,13 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         if (this.#isClosed()) return;
       }
     } catch (err) {
-      if (err instanceof ProtocolError) this.close({ code: err.code, message: err.message });
-      else this.close({ code: 'bad_payload', message: (err as Error).message });
+      if (err instanceof ProtocolError) {
+        this.close({ code: err.code, message: err.message });
+      } else {
+        // Our own bug (e.g. in an event listener), not the remote's fault: say so, and make it visible.
+        process.emitWarning(err as Error);
+        this.close({ code: 'internal_error', message: 'the peer hit an internal error' });
+      }
     }
   }
 

@@ -10,6 +10,8 @@ import { PeerConnection, type CloseInfo, type ConnectionTimings } from './connec
 import { fingerprint, type Identity } from './identity.js';
 
 export const ALPN = 'meshdrop/1';
+// Any certificate can connect, so bound what one remote can pile up (handshaking or open).
+const MAX_INBOUND_SOCKETS = 1024;
 
 export interface PeerOptions {
   port: number;
@@ -40,6 +42,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Every live connection, handshaking or open, so close() reaches them all. */
   readonly #all = new Set<PeerConnection>();
   #closed = false;
+  /** Aborts for dials still in TCP/TLS/HELLO, so close() can cut them short. */
+  readonly #dials = new Set<() => void>();
 
   constructor(opts: PeerOptions) {
     super();
@@ -53,6 +57,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       rejectUnauthorized: false,
       handshakeTimeout: opts.timings.handshakeTimeoutMs,
     });
+    this.#server.maxConnections = MAX_INBOUND_SOCKETS;
     this.#server.on('secureConnection', (socket) => this.#onSecureConnection(socket));
     // A client that fails TLS never becomes a connection; nothing to clean up.
     this.#server.on('tlsClientError', () => {});
@@ -88,7 +93,7 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   /** Dials host:port; resolves once the handshake is done (or rejects with dial_failed/dial_timeout/...). */
   dial(host: string, port: number, opts: DialOptions = {}): Promise<PeerConnection> {
-    if (this.#closed) return Promise.reject(new Error('peer is closed'));
+    if (this.#closed) return Promise.reject(new ApiError('dial_failed', `peer ${this.port} is stopping`));
     return new Promise((resolve, reject) => {
       const { handshakeTimeoutMs } = this.#opts.timings;
       let conn: PeerConnection | null = null;
@@ -97,8 +102,15 @@ export class Peer extends EventEmitter<PeerEvents> {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        this.#dials.delete(abort);
         reject(err);
       };
+      const abort = () => {
+        fail(new ApiError('dial_failed', `peer ${this.port} is stopping`));
+        if (conn) conn.close({ code: 'shutdown', message: 'peer is stopping' });
+        else socket.destroy();
+      };
+      this.#dials.add(abort);
       const socket = tls.connect({
         ...this.#tlsOptions(),
         host,
@@ -118,7 +130,7 @@ export class Peer extends EventEmitter<PeerEvents> {
         fail(new ApiError('dial_failed', `cannot reach ${host}:${port}: ${why}`));
       });
       socket.once('secureConnect', () => {
-        if (this.#closed) {
+        if (this.#closed || settled) {
           socket.destroy();
           return;
         }
@@ -128,6 +140,7 @@ export class Peer extends EventEmitter<PeerEvents> {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
+          this.#dials.delete(abort);
           resolve(conn!);
         });
         conn.once('close', ({ reason }) => {
@@ -138,6 +151,7 @@ export class Peer extends EventEmitter<PeerEvents> {
           if (winner && winner.state === 'open' && !settled) {
             settled = true;
             clearTimeout(timer);
+            this.#dials.delete(abort);
             resolve(winner);
             return;
           }
@@ -156,13 +170,20 @@ export class Peer extends EventEmitter<PeerEvents> {
     return true;
   }
 
-  /** Stops listening and closes every connection, telling remotes why. Idempotent. */
+  /**
+   * Stops listening, cancels dials in progress and closes every connection telling
+   * remotes why; resolves once their transports have closed (at most CLOSE_GRACE_MS
+   * after the CLOSE frames, so the frames are flushed before a process exits). Idempotent.
+   */
   async close(reason: Reason): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const conn of [...this.#all]) conn.close(reason);
-    if (this.#server.listening) await serverClosed;
+    // Not awaited: server.close() would also wait for sockets still in the TLS handshake.
+    this.#server.close();
+    for (const abort of [...this.#dials]) abort();
+    const conns = [...this.#all];
+    for (const conn of conns) conn.close(reason);
+    await Promise.all(conns.map((c) => c.transportClosed));
   }
 
   #tlsOptions(): tls.TlsOptions & tls.ConnectionOptions {

@@ -42,14 +42,14 @@ export interface InProcessDaemon {
   close(): Promise<void>;
 }
 
-export async function startInProcess(opts: { dataDir?: string; timings?: Partial<MeshTimings> } = {}): Promise<InProcessDaemon> {
+export async function startInProcess(opts: { dataDir?: string; timings?: Partial<MeshTimings>; peerHost?: string } = {}): Promise<InProcessDaemon> {
   const dir = opts.dataDir ? null : tempDir();
   const dataDir = opts.dataDir ?? dir!.path;
   const token = loadOrCreateToken(dataDir);
   const store = new Store(dataDir);
   const bus = new EventBus();
   let apiPort = 0;
-  const mesh = new Mesh({ store, bus, peerHost: '127.0.0.1', timings: { ...FAST, ...opts.timings }, reservedPorts: () => [apiPort] });
+  const mesh = new Mesh({ store, bus, peerHost: opts.peerHost ?? '127.0.0.1', timings: { ...FAST, ...opts.timings }, reservedPorts: () => [apiPort] });
   const app = await buildApp({ mesh, bus, token, loopbackOnly: true, webRoot: join(ROOT, 'dist', 'web'), version: 'test', peerHost: '127.0.0.1' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   apiPort = (app.server.address() as AddressInfo).port;

@@ -285,4 +285,22 @@ describe('closing', () => {
     await peer.close({ code: 'shutdown', message: 'test' });
     stuck.destroy();
   });
+
+  it('cancels its dials in progress instead of leaving them to time out', async () => {
+    const [port, silentPort] = await freePorts(2);
+    const peer = new Peer({ port: port!, identity: ids[0]!, host: '127.0.0.1', timings: { ...TIMINGS, handshakeTimeoutMs: 600_000 } });
+    await peer.listen();
+    const net = await import('node:net');
+    const silent = net.createServer(() => {}); // accepts TCP, never speaks TLS
+    await new Promise<void>((r) => silent.listen(silentPort, '127.0.0.1', () => r()));
+    try {
+      const dial = peer.dial('127.0.0.1', silentPort!);
+      await new Promise((r) => setTimeout(r, 100));
+      await peer.close({ code: 'shutdown', message: 'test' });
+      await expect(dial).rejects.toMatchObject({ code: 'dial_failed', message: expect.stringContaining('stopping') });
+      await expect(peer.dial('127.0.0.1', silentPort!)).rejects.toMatchObject({ code: 'dial_failed' });
+    } finally {
+      silent.close();
+    }
+  });
 });

@@ -42,6 +42,33 @@ describe('peers', () => {
     for (const p of ports) expect((await d.client.delete(`/api/peers/${p}`)).status).toBe(204);
   });
 
+  it('meshes a dozen peers without piling listeners on any of them', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const ports = await freePorts(12);
+      for (const p of ports) await d.client.addPeer(p);
+      for (const p of ports) await d.client.waitForConnections(p, ports.filter((q) => q !== p));
+      expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+      for (const p of ports) await d.client.delete(`/api/peers/${p}`);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('meshes local peers bound to a specific address, not only 0.0.0.0', async () => {
+    const other = await startInProcess({ peerHost: '127.0.0.2' });
+    try {
+      const ports = await freePorts(2);
+      for (const p of ports) await other.client.addPeer(p);
+      const conns = await other.client.waitForConnections(ports[0]!, [ports[1]!]);
+      expect(conns[0].host).toBe('127.0.0.2');
+    } finally {
+      await other.close();
+    }
+  });
+
   it('answers 201 with the peer, whose id is its certificate fingerprint', async () => {
     const [port] = await freePorts(1);
     const res = await d.client.post('/api/peers', { port });
