@@ -39,6 +39,7 @@ export const CLOSE_CODES = [
   'unknown_frame', // a frame type this version does not define
   'bad_payload', // a payload that does not decode
   'unexpected_message', // a valid message in the wrong state
+  'not_reading', // the remote left more than 16 MiB of our writes unread
   'internal_error', // the sender hit a bug of its own; not the receiver's fault
   'connection_lost', // local only: the transport closed or failed without a CLOSE frame
   'wrong_application', // TLS did not negotiate the ALPN protocol "meshdrop/1"

@@ -11,6 +11,8 @@ import { decodeMessage, encodeMessage, SUPPORTED_VERSIONS, type HelloMessage, ty
 
 // After we send CLOSE and end our side, how long the remote gets to end its side.
 const CLOSE_GRACE_MS = 1000;
+/** Unsent bytes we queue for a remote before deciding it has stopped reading. */
+export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 const AGENT = 'meshdrop/0.1.0';
 
 export type ConnectionState = 'handshaking' | 'open' | 'closed';
@@ -158,13 +160,13 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (!this.#stream.writable) return;
     const bytes = encodeMessage(msg);
     this.bytesOut += bytes.length;
-    if (!this.#stream.write(bytes) && !this.#stream.isPaused()) {
-      // The remote is not reading what we send (e.g. PONGs to a PING flood): stop reading
-      // what it sends until our queue drains, so nothing buffers without bound.
-      this.#stream.pause();
-      this.#stream.once('drain', () => {
-        if (this.state !== 'closed') this.#stream.resume();
-      });
+    this.#stream.write(bytes);
+    // A remote that sends but does not read (e.g. a PING flood ignoring the PONGs) would
+    // grow this queue without bound. Bulk writers wait for 'drain', so only a remote that
+    // stopped reading gets here. Pausing our reads instead would deadlock two peers that
+    // both send bulk data, so the connection is closed.
+    if (msg.type !== 'close' && this.#stream.writableLength > MAX_QUEUED_BYTES && this.state !== 'closed') {
+      this.close({ code: 'not_reading', message: `the remote left ${this.#stream.writableLength} bytes unread` });
     }
   }
 
@@ -181,6 +183,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.state === 'closed') return;
     this.bytesIn += chunk.length;
     this.#lastReceived = Date.now();
+    // Replies to the frames of one read (PONGs...) leave as one TLS write, not one each.
+    this.#stream.cork();
     try {
       for (const frame of this.#decoder.frames(chunk)) {
         this.#onMessage(decodeMessage(frame));
@@ -194,6 +198,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         process.emitWarning(err as Error);
         this.close({ code: 'internal_error', message: 'the peer hit an internal error' });
       }
+    } finally {
+      this.#stream.uncork();
     }
   }
 
