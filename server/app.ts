@@ -7,6 +7,8 @@ import fastifyStatic from '@fastify/static';
 import { ApiError } from './errors.js';
 import type { EventBus } from './events/bus.js';
 import type { Mesh } from './mesh/mesh.js';
+import type { TransferService } from './transfer/service.js';
+import { transferRoutes } from './api/routes-transfers.js';
 import { bearerToken, Guard } from './api/auth.js';
 import { attachEventStream } from './api/events-ws.js';
 import { routes } from './api/routes.js';
@@ -26,6 +28,7 @@ const CSP = [
 
 export interface AppDeps {
   mesh: Mesh;
+  transfers: TransferService;
   bus: EventBus;
   token: string;
   /** True when the API listens on loopback: enables the Host/Origin checks. */
@@ -84,6 +87,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       guard.checkToken(bearerToken(req.headers.authorization), req.ip);
     });
     await routes(api, { mesh: deps.mesh, bus: deps.bus, version: deps.version, peerHost: deps.peerHost });
+    await transferRoutes(api, { transfers: deps.transfers, webRoot: deps.webRoot });
   });
 
   if (existsSync(deps.webRoot)) {

@@ -11,6 +11,7 @@ import { isLoopbackAddress, loadOrCreateToken } from './api/auth.js';
 import { EventBus } from './events/bus.js';
 import { DEFAULT_TIMINGS, Mesh, type MeshTimings } from './mesh/mesh.js';
 import { Store } from './store/db.js';
+import { TransferService } from './transfer/service.js';
 
 const DEFAULT_PORT = 4300;
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -117,9 +118,11 @@ async function main(): Promise<void> {
   const store = new Store(dataDir);
   const bus = new EventBus();
   let apiPort = 0;
-  const mesh = new Mesh({ store, bus, peerHost, timings, reservedPorts: () => [apiPort] });
+  const transfers = new TransferService({ store, bus, dataDir });
+  const mesh = new Mesh({ store, bus, peerHost, timings, reservedPorts: () => [apiPort], transfers });
   const app = await buildApp({
     mesh,
+    transfers,
     bus,
     token,
     loopbackOnly: isLoopbackAddress(host),

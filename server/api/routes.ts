@@ -29,7 +29,7 @@ export function parsePort(value: unknown): number {
 }
 
 /** A port in the URL path: decimal digits only. */
-function portParam(text: string): number {
+export function portParam(text: string): number {
   return parsePort(/^[0-9]{1,5}$/.test(text) ? Number(text) : text);
 }
 

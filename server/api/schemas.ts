@@ -29,3 +29,30 @@ export const ConnectionSchema = Type.Object({
   bytesOut: Type.Integer(),
   rttMs: Type.Union([Type.Number(), Type.Null()]),
 });
+
+export const TransferSchema = Type.Object({
+  id: Type.String(),
+  direction: Type.Union([Type.Literal('in'), Type.Literal('out')]),
+  peer: Type.Integer(),
+  from: Type.String(),
+  to: Type.String(),
+  name: Type.String(),
+  size: Type.Integer(),
+  bytesDone: Type.Integer(),
+  state: Type.String(),
+  speed: Type.Union([Type.Number(), Type.Null()]),
+  eta: Type.Union([Type.Number(), Type.Null()]),
+  sha256: Type.Union([Type.String(), Type.Null()]),
+  savedAs: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Union([ReasonSchema, Type.Null()]),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+export const FileSchema = Type.Object({
+  name: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  from: Type.String(),
+  receivedAt: Type.String(),
+});

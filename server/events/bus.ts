@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ConnectionView, PeerView } from '../mesh/views.js';
+import type { TransferView } from '../transfer/view.js';
 import type { Reason } from '../errors.js';
 
 export const DEFAULT_BUFFER = 10_000;
@@ -15,6 +16,13 @@ export interface EventMap {
   'connection.opened': { port: number; connection: ConnectionView };
   'connection.updated': { port: number; connection: ConnectionView };
   'connection.closed': { port: number; connection: ConnectionView; reason: Reason };
+  'transfer.started': { transfer: TransferView };
+  /** At most a few per second per transfer. */
+  'transfer.progress': { transfer: TransferView };
+  'transfer.completed': { transfer: TransferView };
+  'transfer.failed': { transfer: TransferView };
+  'transfer.rejected': { transfer: TransferView };
+  'transfer.canceled': { transfer: TransferView };
 }
 
 export type EventType = keyof EventMap;

@@ -8,6 +8,7 @@ import type { ConnectionTimings } from '../peer/connection.js';
 import { createIdentity, shortId } from '../peer/identity.js';
 import { Peer } from '../peer/peer.js';
 import type { PeerRow, Store } from '../store/db.js';
+import type { TransferService } from '../transfer/service.js';
 import { Redialer, type BackoffOptions } from './redialer.js';
 import { connectionView, type ConnectionView, type PeerView } from './views.js';
 
@@ -40,6 +41,8 @@ export interface MeshOptions {
   /** Ports that belong to the daemon itself (the API), never given to a peer. */
   reservedPorts?: () => number[];
   random?: () => number;
+  /** File transfers; each running peer is attached to it. */
+  transfers?: TransferService;
 }
 
 interface Hosted {
@@ -128,6 +131,7 @@ export class Mesh {
       other.redialers.delete(hosted.row.id);
     }
     this.#opts.store.deletePeer(port);
+    this.#opts.transfers?.detach(port);
     await hosted.peer?.close({ code: 'peer_removed', message: `peer ${port} was removed` });
     this.#opts.bus.emit('peer.removed', { port, id: hosted.row.id });
   }
@@ -190,6 +194,7 @@ export class Mesh {
       timings: this.timings,
     });
     await peer.listen();
+    await this.#opts.transfers?.attach(row.port, peer);
     const view = (c: Parameters<typeof connectionView>[0]) => connectionView(c, this.#isLocal(c.remoteId));
     const redialer = (id: string | null) => (id ? this.#hosted.get(row.port)?.redialers.get(id) : undefined);
     peer.on('connection.opened', (c) => {

@@ -8,11 +8,14 @@ import type { Duplex } from 'node:stream';
 import { ProtocolError, type Reason } from '../errors.js';
 import { FrameDecoder } from '../protocol/frame.js';
 import { decodeMessage, encodeMessage, SUPPORTED_VERSIONS, type HelloMessage, type Message } from '../protocol/messages.js';
+import { TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
 
 // After we send CLOSE and end our side, how long the remote gets to end its side.
 const CLOSE_GRACE_MS = 1000;
 /** Unsent bytes we queue for a remote before deciding it has stopped reading. */
 export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Bulk senders stop writing above this many queued bytes and wait for 'drain'. */
+const BULK_HIGH_WATER = 1024 * 1024;
 const AGENT = 'meshdrop/0.1.0';
 
 export type ConnectionState = 'handshaking' | 'open' | 'closed';
@@ -45,6 +48,8 @@ export interface ConnectionOptions {
   timings: ConnectionTimings;
   /** Protocol versions we speak (injectable so tests can exercise negotiation). */
   versions?: readonly number[];
+  /** Optional features we announce in HELLO (default: file transfer). */
+  features?: readonly string[];
   /** Called once the remote is authenticated; returns a reason to refuse it (e.g. a duplicate). */
   admit: (conn: PeerConnection, hello: HelloMessage) => Reason | null;
 }
@@ -56,6 +61,7 @@ export interface CloseInfo {
 }
 
 export interface PeerConnectionEvents {
+  message: [TransferMessage];
   state: [ConnectionState];
   open: [];
   updated: [];
@@ -80,6 +86,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   readonly #stream: Duplex;
   readonly #decoder = new FrameDecoder();
   readonly #versions: readonly number[];
+  readonly #features: readonly string[];
   #lastReceived = Date.now();
   #handshakeTimer: NodeJS.Timeout | null = null;
   #heartbeatTimer: NodeJS.Timeout | null = null;
@@ -93,6 +100,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.direction = opts.direction;
     this.remoteHost = opts.remoteHost;
     this.#versions = opts.versions ?? SUPPORTED_VERSIONS;
+    this.#features = opts.features ?? [TRANSFER_FEATURE];
     this.#stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#stream.on('end', () => this.#onEnd());
     this.#stream.on('error', (err: Error) => this.destroy({ code: 'connection_lost', message: err.message }));
@@ -176,7 +184,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   #sendHello(version: number): void {
-    this.#send({ type: 'hello', version, id: this.#opts.local.id, port: this.#opts.local.port, agent: AGENT, features: [] });
+    this.#send({ type: 'hello', version, id: this.#opts.local.id, port: this.#opts.local.port, agent: AGENT, features: [...this.#features] });
   }
 
   #onData(chunk: Buffer): void {
@@ -232,7 +240,36 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         this.emit('updated');
         return;
       }
+      default:
+        // Transfer frames only decode once the feature was negotiated (see #onHello).
+        this.emit('message', msg);
     }
+  }
+
+  /** Sends a transfer message; false means the transport is full: wait for drained() before more bulk. */
+  send(msg: TransferMessage): boolean {
+    if (this.state !== 'open') return false;
+    this.#send(msg);
+    return this.#stream.writableLength < BULK_HIGH_WATER;
+  }
+
+  /** Resolves when the transport has flushed below the bulk high-water mark (or closed). */
+  drained(): Promise<void> {
+    if (this.state !== 'open' || this.#stream.writableLength < BULK_HIGH_WATER) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#stream.off('drain', done);
+        this.off('close', done);
+        resolve();
+      };
+      this.#stream.on('drain', done);
+      this.once('close', done);
+    });
+  }
+
+  /** Features both ends announced in their HELLOs. */
+  get sharedFeatures(): string[] {
+    return this.remote ? this.remote.features.filter((f) => this.#features.includes(f)) : [];
   }
 
   #onHello(hello: HelloMessage): void {
@@ -259,6 +296,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     if (this.direction === 'in') this.#sendHello(version);
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    if (this.sharedFeatures.includes(TRANSFER_FEATURE)) this.#decoder.enable(TRANSFER_FRAME_TYPES);
     this.connectedAt = new Date();
     this.#startHeartbeat();
     this.#setState('open');

@@ -16,6 +16,15 @@ export const FrameType = {
   PING: 0x02,
   PONG: 0x03,
   CLOSE: 0x04,
+  // File transfer (feature "transfer/1"): only after both HELLOs list it.
+  OFFER: 0x10,
+  ACCEPT: 0x11,
+  REJECT: 0x12,
+  DATA: 0x13,
+  CREDIT: 0x14,
+  END: 0x15,
+  RESULT: 0x16,
+  CANCEL: 0x17,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
@@ -25,7 +34,18 @@ export const MAX_PAYLOAD: Readonly<Record<FrameTypeCode, number>> = {
   [FrameType.PING]: 8,
   [FrameType.PONG]: 8,
   [FrameType.CLOSE]: 4 * 1024,
+  [FrameType.OFFER]: 4 * 1024,
+  [FrameType.ACCEPT]: 64 * 1024,
+  [FrameType.REJECT]: 4 * 1024,
+  [FrameType.DATA]: 4 * 1024 * 1024 + 20, // one chunk of at most 4 MiB plus its 20-byte header
+  [FrameType.CREDIT]: 256,
+  [FrameType.END]: 256,
+  [FrameType.RESULT]: 4 * 1024,
+  [FrameType.CANCEL]: 4 * 1024,
 };
+
+/** The frame types every connection understands from the first byte. */
+export const CORE_TYPES: readonly number[] = [FrameType.HELLO, FrameType.PING, FrameType.PONG, FrameType.CLOSE];
 
 /** Absolute cap on any frame's payload, whatever later versions add. */
 export const MAX_FRAME_PAYLOAD = 16 * 1024 * 1024;
@@ -67,6 +87,13 @@ export class FrameDecoder {
   #buffered = 0;
   #pending: { type: FrameTypeCode; length: number } | null = null;
   #failed: ProtocolError | null = null;
+  /** Types defined on this connection so far; features negotiated in HELLO add more. */
+  readonly #types = new Set<number>(CORE_TYPES);
+
+  /** Accepts more frame types from now on (after a feature was negotiated). */
+  enable(types: readonly number[]): void {
+    for (const t of types) if (isFrameType(t)) this.#types.add(t);
+  }
 
   /** Bytes held that do not yet form a whole frame (a parsed header counts). */
   get buffered(): number {
@@ -119,7 +146,7 @@ export class FrameDecoder {
       const header = this.#take(HEADER_SIZE);
       const length = header.readUInt32BE(0);
       const type = header.readUInt8(4);
-      if (!isFrameType(type)) {
+      if (!isFrameType(type) || !this.#types.has(type)) {
         throw new ProtocolError('unknown_frame', `unknown frame type 0x${type.toString(16).padStart(2, '0')}`);
       }
       if (length > MAX_PAYLOAD[type] || length > MAX_FRAME_PAYLOAD) {

@@ -4,6 +4,7 @@
 
 import { ProtocolError } from '../errors.js';
 import { encodeFrame, FrameType, type Frame } from './frame.js';
+import { decodeTransfer, encodeTransfer, type TransferMessage } from './transfer-messages.js';
 
 /** Protocol versions this build speaks, newest last. */
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
@@ -42,7 +43,7 @@ export interface CloseMessage {
   message: string;
 }
 
-export type Message = HelloMessage | PingMessage | PongMessage | CloseMessage;
+export type Message = HelloMessage | PingMessage | PongMessage | CloseMessage | TransferMessage;
 
 export function encodeMessage(msg: Message): Buffer {
   switch (msg.type) {
@@ -62,6 +63,8 @@ export function encodeMessage(msg: Message): Buffer {
         FrameType.CLOSE,
         Buffer.from(JSON.stringify({ code: msg.code, message: truncateChars(msg.message, MAX_CLOSE_MESSAGE) })),
       );
+    default:
+      return encodeTransfer(msg);
   }
 }
 
@@ -85,6 +88,8 @@ export function decodeMessage(frame: Frame): Message {
       if (typeof message !== 'string') throw new ProtocolError('bad_payload', 'CLOSE message must be a string');
       return { type: 'close', code, message: message.slice(0, MAX_CLOSE_MESSAGE) };
     }
+    default:
+      return decodeTransfer(frame);
   }
 }
 

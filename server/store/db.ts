@@ -24,6 +24,35 @@ const MIGRATIONS: readonly string[] = [
      added_at TEXT NOT NULL,
      PRIMARY KEY (peer_port, remote_id)
    );`,
+  // The transfer ledger (both directions) and the files each peer received.
+  `CREATE TABLE transfers (
+     id TEXT PRIMARY KEY,
+     wire_id TEXT NOT NULL,
+     direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+     peer_port INTEGER NOT NULL,
+     remote_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     bytes_done INTEGER NOT NULL DEFAULT 0,
+     sha256 TEXT,
+     path TEXT,
+     error_code TEXT,
+     error_message TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE INDEX transfers_by_peer ON transfers (peer_port, state);
+   CREATE TABLE files (
+     peer_port INTEGER NOT NULL REFERENCES peers(port) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     sha256 TEXT NOT NULL,
+     from_id TEXT NOT NULL,
+     transfer_id TEXT NOT NULL,
+     received_at TEXT NOT NULL,
+     PRIMARY KEY (peer_port, name)
+   );`,
 ];
 
 export interface PeerRow {
@@ -40,6 +69,38 @@ export interface RemoteRow {
   host: string;
   port: number;
 }
+
+export interface TransferRow {
+  id: string;
+  wireId: string;
+  direction: 'in' | 'out';
+  peerPort: number;
+  remoteId: string;
+  name: string;
+  size: number;
+  state: string;
+  bytesDone: number;
+  sha256: string | null;
+  path: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface FileRow {
+  peerPort: number;
+  name: string;
+  size: number;
+  sha256: string;
+  fromId: string;
+  transferId: string;
+  receivedAt: string;
+}
+
+const TRANSFER_COLUMNS = `id, wire_id AS wireId, direction, peer_port AS peerPort, remote_id AS remoteId, name, size, state,
+  bytes_done AS bytesDone, sha256, path, error_code AS errorCode, error_message AS errorMessage,
+  created_at AS createdAt, updated_at AS updatedAt`;
 
 export class Store {
   readonly #db: Database.Database;
@@ -102,6 +163,46 @@ export class Store {
 
   deleteRemote(peerPort: number, remoteId: string): void {
     this.#db.prepare('DELETE FROM remotes WHERE peer_port = ? AND remote_id = ?').run(peerPort, remoteId);
+  }
+
+  saveTransfer(row: TransferRow): void {
+    this.#db
+      .prepare(
+        `INSERT INTO transfers (id, wire_id, direction, peer_port, remote_id, name, size, state, bytes_done, sha256, path,
+           error_code, error_message, created_at, updated_at)
+         VALUES (@id, @wireId, @direction, @peerPort, @remoteId, @name, @size, @state, @bytesDone, @sha256, @path,
+           @errorCode, @errorMessage, @createdAt, @updatedAt)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, bytes_done = excluded.bytes_done, sha256 = excluded.sha256,
+           path = excluded.path, name = excluded.name, size = excluded.size, error_code = excluded.error_code,
+           error_message = excluded.error_message, updated_at = excluded.updated_at`,
+      )
+      .run(row);
+  }
+
+  listTransfers(): TransferRow[] {
+    return this.#db.prepare(`SELECT ${TRANSFER_COLUMNS} FROM transfers ORDER BY created_at`).all() as TransferRow[];
+  }
+
+  insertFile(row: FileRow): void {
+    this.#db
+      .prepare(
+        `INSERT OR REPLACE INTO files (peer_port, name, size, sha256, from_id, transfer_id, received_at)
+         VALUES (@peerPort, @name, @size, @sha256, @fromId, @transferId, @receivedAt)`,
+      )
+      .run(row);
+  }
+
+  listFiles(peerPort: number): FileRow[] {
+    return this.#db
+      .prepare(
+        `SELECT peer_port AS peerPort, name, size, sha256, from_id AS fromId, transfer_id AS transferId, received_at AS receivedAt
+         FROM files WHERE peer_port = ? ORDER BY received_at DESC, name`,
+      )
+      .all(peerPort) as FileRow[];
+  }
+
+  deleteFile(peerPort: number, name: string): boolean {
+    return this.#db.prepare('DELETE FROM files WHERE peer_port = ? AND name = ?').run(peerPort, name).changes > 0;
   }
 
   close(): void {

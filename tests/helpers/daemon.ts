@@ -12,6 +12,7 @@ import { loadOrCreateToken } from '../../server/api/auth.js';
 import { EventBus } from '../../server/events/bus.js';
 import { Mesh, type MeshTimings } from '../../server/mesh/mesh.js';
 import { Store } from '../../server/store/db.js';
+import { TransferService } from '../../server/transfer/service.js';
 import { Client } from './api.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -34,6 +35,7 @@ export function tempDir(prefix = 'meshdrop-test-'): { path: string; remove(): vo
 export interface InProcessDaemon {
   app: FastifyInstance;
   mesh: Mesh;
+  transfers: TransferService;
   bus: EventBus;
   client: Client;
   base: string;
@@ -49,14 +51,15 @@ export async function startInProcess(opts: { dataDir?: string; timings?: Partial
   const store = new Store(dataDir);
   const bus = new EventBus();
   let apiPort = 0;
-  const mesh = new Mesh({ store, bus, peerHost: opts.peerHost ?? '127.0.0.1', timings: { ...FAST, ...opts.timings }, reservedPorts: () => [apiPort] });
-  const app = await buildApp({ mesh, bus, token, loopbackOnly: true, webRoot: join(ROOT, 'dist', 'web'), version: 'test', peerHost: '127.0.0.1' });
+  const transfers = new TransferService({ store, bus, dataDir });
+  const mesh = new Mesh({ store, bus, peerHost: opts.peerHost ?? '127.0.0.1', timings: { ...FAST, ...opts.timings }, reservedPorts: () => [apiPort], transfers });
+  const app = await buildApp({ mesh, transfers, bus, token, loopbackOnly: true, webRoot: join(ROOT, 'dist', 'web'), version: 'test', peerHost: '127.0.0.1' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   apiPort = (app.server.address() as AddressInfo).port;
   await mesh.start();
   const base = `http://127.0.0.1:${apiPort}`;
   return {
-    app, mesh, bus, token, base, dataDir,
+    app, mesh, transfers, bus, token, base, dataDir,
     client: new Client(base, token),
     async close() {
       await mesh.close();

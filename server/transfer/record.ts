@@ -1,0 +1,133 @@
+// One transfer as the daemon tracks it (either direction): its ledger row, its
+// state changed only through setState() (which persists and emits the event), and
+// progress with speed and ETA, with progress events throttled.
+
+import { randomUUID } from 'node:crypto';
+import type { Reason } from '../errors.js';
+import type { EventBus } from '../events/bus.js';
+import type { Store, TransferRow } from '../store/db.js';
+import { FINAL_STATES, type TransferState, type TransferView } from './view.js';
+
+const PROGRESS_EVENT_MS = 250;
+// Persist progress now and then, not per chunk: the ledger is for listing and resume.
+const PROGRESS_SAVE_MS = 1000;
+
+const STATE_EVENTS: Partial<Record<TransferState, 'transfer.started' | 'transfer.completed' | 'transfer.failed' | 'transfer.rejected' | 'transfer.canceled'>> = {
+  transferring: 'transfer.started',
+  completed: 'transfer.completed',
+  failed: 'transfer.failed',
+  rejected: 'transfer.rejected',
+  canceled: 'transfer.canceled',
+};
+
+export interface NewTransfer {
+  wireId: string;
+  direction: 'in' | 'out';
+  peerPort: number;
+  localId: string;
+  remoteId: string;
+  name: string;
+  size: number;
+  path: string | null;
+}
+
+export class TransferRecord {
+  readonly row: TransferRow;
+  readonly localId: string;
+  savedAs: string | null = null;
+  /** Called once when the transfer reaches a final state. */
+  onFinal: (() => void) | null = null;
+  #startedAt: number | null = null;
+  #lastEvent = 0;
+  #lastSave = 0;
+  readonly #store: Store;
+  readonly #bus: EventBus;
+
+  constructor(t: NewTransfer, store: Store, bus: EventBus) {
+    const now = new Date().toISOString();
+    this.#store = store;
+    this.#bus = bus;
+    this.localId = t.localId;
+    this.row = {
+      id: randomUUID(),
+      wireId: t.wireId,
+      direction: t.direction,
+      peerPort: t.peerPort,
+      remoteId: t.remoteId,
+      name: t.name,
+      size: t.size,
+      state: 'queued',
+      bytesDone: 0,
+      sha256: null,
+      path: t.path,
+      errorCode: null,
+      errorMessage: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    store.saveTransfer(this.row);
+  }
+
+  get state(): TransferState {
+    return this.row.state as TransferState;
+  }
+
+  get final(): boolean {
+    return FINAL_STATES.has(this.state);
+  }
+
+  /** The one way a transfer changes state: persists, then emits the matching event. */
+  setState(next: TransferState, error: Reason | null = null): void {
+    if (this.final || this.state === next) return;
+    if (next === 'transferring' && this.#startedAt === null) this.#startedAt = Date.now();
+    this.row.state = next;
+    this.row.errorCode = error?.code ?? null;
+    this.row.errorMessage = error?.message ?? null;
+    this.#save();
+    const type = STATE_EVENTS[next];
+    if (type) this.#bus.emit(type, { transfer: this.view() });
+    if (this.final) this.onFinal?.();
+  }
+
+  progress(bytesDone: number): void {
+    this.row.bytesDone = bytesDone;
+    const now = Date.now();
+    if (now - this.#lastSave >= PROGRESS_SAVE_MS) this.#save();
+    if (now - this.#lastEvent >= PROGRESS_EVENT_MS) {
+      this.#lastEvent = now;
+      this.#bus.emit('transfer.progress', { transfer: this.view() });
+    }
+  }
+
+  #save(): void {
+    this.#lastSave = Date.now();
+    this.row.updatedAt = new Date().toISOString();
+    this.#store.saveTransfer(this.row);
+  }
+
+  view(): TransferView {
+    const r = this.row;
+    const elapsed = this.#startedAt === null ? 0 : (Date.now() - this.#startedAt) / 1000;
+    const speed = elapsed > 0 && r.bytesDone > 0 && !this.final ? Math.round(r.bytesDone / elapsed) : null;
+    const eta = speed ? Math.ceil((r.size - r.bytesDone) / speed) : null;
+    const [from, to] = r.direction === 'out' ? [this.localId, r.remoteId] : [r.remoteId, this.localId];
+    return {
+      id: r.id,
+      direction: r.direction,
+      peer: r.peerPort,
+      from,
+      to,
+      name: r.name,
+      size: r.size,
+      bytesDone: r.bytesDone,
+      state: this.state,
+      speed,
+      eta,
+      sha256: r.sha256,
+      savedAs: this.savedAs,
+      error: r.errorCode ? { code: r.errorCode, message: r.errorMessage ?? '' } : null,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    };
+  }
+}

@@ -1,0 +1,209 @@
+// File transfers between real peers over TLS on 127.0.0.1, driven through the REST API.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
+import { freePorts } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+
+let d: InProcessDaemon;
+let files: ReturnType<typeof tempDir>;
+let a: { port: number; id: string };
+let b: { port: number; id: string };
+let c: { port: number; id: string };
+
+const sha256File = (path: string) =>
+  new Promise<string>((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path).on('data', (x) => h.update(x)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+  });
+
+function makeFile(name: string, size: number): { path: string; sha256: string } {
+  const path = join(files.path, name);
+  const data = randomBytes(size);
+  writeFileSync(path, data);
+  return { path, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+async function finished(id: string): Promise<any> {
+  return waitFor(`transfer ${id} to end`, async () => {
+    const t = (await d.client.get(`/api/transfers/${id}`)).body;
+    return ['completed', 'failed', 'rejected', 'canceled'].includes(t.state) ? t : null;
+  }, { timeoutMs: 60_000 });
+}
+
+/** The receiving side's record of a transfer sent from `from` (matched by name and peer). */
+async function received(port: number, savedAs: string): Promise<any> {
+  return waitFor(`peer ${port} to store ${savedAs}`, async () => {
+    const list = (await d.client.get(`/api/peers/${port}/files`)).body.files;
+    return list.find((f: any) => f.name === savedAs);
+  }, { timeoutMs: 60_000 });
+}
+
+beforeAll(async () => {
+  d = await startInProcess();
+  files = tempDir('meshdrop-files-');
+  const ports = await freePorts(3);
+  [a, b, c] = [await d.client.addPeer(ports[0]!), await d.client.addPeer(ports[1]!), await d.client.addPeer(ports[2]!)];
+  await d.client.waitForConnections(a.port, [b.port, c.port]);
+});
+
+afterAll(async () => {
+  await d.close();
+  files.remove();
+});
+
+describe('sending by path', () => {
+  it('moves a 64 MiB file byte-identical, verified, with events along the way', async () => {
+    const ev = d.client.events();
+    await ev.opened;
+    const src = makeFile('big.bin', 64 * 1024 * 1024);
+    const res = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(b.port)], paths: [src.path] });
+    expect(res.status).toBe(202);
+    expect(res.body.transfers).toHaveLength(1);
+    const t = res.body.transfers[0];
+    expect(t).toMatchObject({ direction: 'out', peer: a.port, from: a.id, to: b.id, name: 'big.bin', size: 64 * 1024 * 1024 });
+    const done = await finished(t.id);
+    expect(done.state).toBe('completed');
+    expect(done.sha256).toBe(src.sha256);
+    expect(done.bytesDone).toBe(64 * 1024 * 1024);
+    const file = await received(b.port, 'big.bin');
+    expect(file).toMatchObject({ size: 64 * 1024 * 1024, sha256: src.sha256, from: a.id });
+    expect(await sha256File(join(d.transfers.peerDir(b.port), 'inbox', 'big.bin'))).toBe(src.sha256);
+    // Nothing left in partial/.
+    expect(readdirSync(join(d.transfers.peerDir(b.port), 'partial'))).toEqual([]);
+    // Events: both sides started and completed, with progress in between.
+    await ev.waitFor('receiver completed', (m) => m.type === 'transfer.completed' && m.data.transfer.direction === 'in' && m.data.transfer.peer === b.port);
+    const types = ev.events.filter((e) => e.type.startsWith('transfer.')).map((e) => `${e.type}:${e.data.transfer.direction}`);
+    expect(types).toContain('transfer.started:out');
+    expect(types).toContain('transfer.started:in');
+    expect(types).toContain('transfer.completed:out');
+    expect(types.some((x) => x.startsWith('transfer.progress'))).toBe(true);
+    const incoming = (await d.client.get(`/api/transfers?peer=${b.port}&state=completed`)).body.transfers.find((x: any) => x.savedAs === 'big.bin');
+    expect(incoming).toMatchObject({ direction: 'in', from: a.id, to: b.id, sha256: src.sha256 });
+    ev.close();
+  });
+
+  it('downloads a received file whole and by range', async () => {
+    const src = makeFile('range.bin', 300_000);
+    const t = (await d.client.post(`/api/peers/${a.port}/transfers`, { to: [b.id], paths: [src.path] })).body.transfers[0];
+    expect((await finished(t.id)).state).toBe('completed');
+    await received(b.port, 'range.bin');
+    const url = `${d.base}/api/peers/${b.port}/files/range.bin`;
+    const auth = { authorization: `Bearer ${d.token}` };
+    const whole = Buffer.from(await (await fetch(url, { headers: auth })).arrayBuffer());
+    expect(createHash('sha256').update(whole).digest('hex')).toBe(src.sha256);
+    const part = await fetch(url, { headers: { ...auth, range: 'bytes=1000-1999' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe('bytes 1000-1999/300000');
+    const bytes = Buffer.from(await part.arrayBuffer());
+    expect(bytes.length).toBe(1000);
+    expect(bytes.equals(whole.subarray(1000, 2000))).toBe(true);
+    const beyond = await fetch(url, { headers: { ...auth, range: 'bytes=400000-' } });
+    expect(beyond.status, await beyond.clone().text()).toBe(416);
+    expect((await fetch(url)).status).toBe(401);
+    expect((await d.client.delete(`/api/peers/${b.port}/files/range.bin`)).status).toBe(204);
+    expect(existsSync(join(d.transfers.peerDir(b.port), 'inbox', 'range.bin'))).toBe(false);
+    expect((await fetch(url, { headers: auth })).status).toBe(404);
+  });
+
+  it('sends one file to two targets at once', async () => {
+    const src = makeFile('both.bin', 3 * 1024 * 1024 + 17);
+    const res = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(b.port), `127.0.0.1:${c.port}`], paths: [src.path] });
+    expect(res.status).toBe(202);
+    expect(res.body.transfers.map((t: any) => t.to).sort()).toEqual([b.id, c.id].sort());
+    for (const t of res.body.transfers) expect((await finished(t.id)).state).toBe('completed');
+    for (const port of [b.port, c.port]) expect((await received(port, 'both.bin')).sha256).toBe(src.sha256);
+  });
+
+  it('never overwrites: the same name twice becomes "name (1).ext"', async () => {
+    const first = makeFile('report.pdf', 1000);
+    const one = (await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(c.port)], paths: [first.path] })).body.transfers[0];
+    expect((await finished(one.id)).state).toBe('completed');
+    const second = makeFile('report.pdf', 2000); // same name, other content
+    const two = (await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(c.port)], paths: [second.path] })).body.transfers[0];
+    expect((await finished(two.id)).state).toBe('completed');
+    expect((await received(c.port, 'report.pdf')).sha256).toBe(first.sha256);
+    expect((await received(c.port, 'report (1).pdf')).sha256).toBe(second.sha256);
+  });
+
+  it('moves 200 small files, and empty ones', async () => {
+    const paths: string[] = [];
+    const sums = new Map<string, string>();
+    for (let i = 0; i < 200; i++) {
+      const f = makeFile(`small-${i}.txt`, i === 0 ? 0 : 1 + (i * 37) % 4096);
+      paths.push(f.path);
+      sums.set(`small-${i}.txt`, f.sha256);
+    }
+    const res = await d.client.post(`/api/peers/${b.port}/transfers`, { to: [String(c.port)], paths });
+    expect(res.body.transfers).toHaveLength(200);
+    for (const t of res.body.transfers) expect((await finished(t.id)).state).toBe('completed');
+    const stored = (await d.client.get(`/api/peers/${c.port}/files`)).body.files;
+    for (const [name, sum] of sums) expect(stored.find((f: any) => f.name === name)?.sha256, name).toBe(sum);
+  });
+});
+
+describe('hostile names from the wire', () => {
+  it('stores every name inside the inbox or refuses it with a reason', async () => {
+    const src = makeFile('payload.bin', 100);
+    const hostile = [
+      '../x', 'sub/../../x', '..', '.', '/etc/passwd', '//tmp/x', 'C:\\x', 'a.txt:stream', 'CON', 'nul.txt.jpg', 'COM0', 'LPT9',
+      'trailing.', 'trailing ', 'nul\u0000byte', '\u001b[31mansi', 'evil\u202egpj.exe', 'zero\u200bwidth', 'caf\u00e9', 'cafe\u0301',
+      'README', 'readme', 'x'.repeat(300) + '.txt',
+    ];
+    const conn = d.transfers.resolveTarget(a.port, String(b.port));
+    // Straight to the service: the API would already clean the names, a hostile peer would not.
+    const views = d.transfers.send(a.port, [conn], hostile.map((name) => ({ path: src.path, name, size: 100, mime: 'application/octet-stream' })));
+    const inbox = join(d.transfers.peerDir(b.port), 'inbox');
+    const before = new Set(readdirSync(inbox));
+    const outcomes = [];
+    for (const v of views) outcomes.push(await finished(v.id));
+    for (const [i, t] of outcomes.entries()) {
+      const name = hostile[i]!;
+      if (/^(\.\.|\.|)$|\.\.[\\/]|[\\/]\.\.|^[\\/]|^C:|\u0000/.test(name)) {
+        expect(t.state, JSON.stringify(name)).toBe('rejected');
+        expect(t.error.code).toBe('invalid_name');
+      } else {
+        expect(t.state, JSON.stringify(name)).toBe('completed');
+      }
+    }
+    const added = readdirSync(inbox).filter((n) => !before.has(n));
+    for (const n of added) {
+      expect(n).not.toMatch(/[\\/\u0000-\u001f\u202e\u200b:]/);
+      expect(Buffer.byteLength(n)).toBeLessThanOrEqual(255);
+    }
+    expect(added).toContain('_CON');
+    expect(added).toContain('café (1)');
+    expect(existsSync(join(d.transfers.peerDir(b.port), 'x'))).toBe(false);
+    expect(existsSync('/tmp/x')).toBe(false);
+  });
+});
+
+describe('refusals', () => {
+  it('answers bad requests with the JSON error shape and starts nothing', async () => {
+    const src = makeFile('ok.bin', 10);
+    const [nobody] = await freePorts(1);
+    const cases: Array<[unknown, number, string]> = [
+      [{ to: [], paths: [src.path] }, 400, 'bad_request'],
+      [{ to: [String(b.port)], paths: [] }, 400, 'bad_request'],
+      [{ to: ['not a target!'], paths: [src.path] }, 400, 'invalid_target'],
+      [{ to: [String(nobody)], paths: [src.path] }, 409, 'not_connected'],
+      [{ to: ['f'.repeat(64)], paths: [src.path] }, 409, 'not_connected'],
+      [{ to: [String(b.port)], paths: ['relative.bin'] }, 400, 'invalid_path'],
+      [{ to: [String(b.port)], paths: [join(files.path, 'missing.bin')] }, 404, 'file_not_found'],
+      [{ to: [String(b.port)], paths: [files.path] }, 400, 'invalid_path'],
+      [{ to: [String(b.port)] }, 400, 'bad_request'],
+    ];
+    const before = (await d.client.get('/api/transfers')).body.transfers.length;
+    for (const [body, status, code] of cases) {
+      const res = await d.client.post(`/api/peers/${a.port}/transfers`, body);
+      expect(res.status, JSON.stringify(body)).toBe(status);
+      expect(res.body.error.code, JSON.stringify(body)).toBe(code);
+    }
+    expect((await d.client.get('/api/transfers')).body.transfers.length).toBe(before);
+    expect((await d.client.get('/api/transfers/nope')).status).toBe(404);
+    expect((await d.client.get('/api/transfers?state=bogus')).status).toBe(400);
+  });
+});
