@@ -14,6 +14,7 @@ import { attachEventStream } from './api/events-ws.js';
 import { routes } from './api/routes.js';
 
 const JSON_BODY_LIMIT = 64 * 1024;
+const DOWNLOAD_ROUTE = '/api/peers/:port/files/:name';
 const CSP = [
   "default-src 'self'",
   "script-src 'self'",
@@ -84,7 +85,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
       reply.header('Cache-Control', 'no-store');
-      guard.checkToken(bearerToken(req.headers.authorization), req.ip);
+      // Download links in the page cannot set headers; that one read-only route also takes ?token=.
+      const query = req.query as Record<string, unknown> | undefined;
+      const linkToken = req.method === 'GET' && req.routeOptions.url === DOWNLOAD_ROUTE && typeof query?.token === 'string' ? query.token : undefined;
+      guard.checkToken(bearerToken(req.headers.authorization) ?? linkToken, req.ip);
     });
     await routes(api, { mesh: deps.mesh, bus: deps.bus, version: deps.version, peerHost: deps.peerHost });
     await transferRoutes(api, { transfers: deps.transfers, webRoot: deps.webRoot });

@@ -3,7 +3,15 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fastifyMultipart from '@fastify/multipart';
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { PeerConnection } from '../peer/connection.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError } from '../errors.js';
@@ -35,17 +43,30 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const { transfers } = deps;
 
+  await app.register(fastifyMultipart, {
+    // Uploads stream to disk, so the size is bounded by the disk, not by memory.
+    limits: { fileSize: Number.MAX_SAFE_INTEGER, files: MAX_PATHS, fields: MAX_TARGETS, fieldSize: 1024, parts: MAX_PATHS + MAX_TARGETS },
+  });
+
   api.post('/api/peers/:port/transfers', {
     schema: {
       params: Type.Object({ port: Type.String() }),
-      body: Type.Object({ to: Type.Unknown(), paths: Type.Unknown() }, { additionalProperties: false }),
-      response: { 202: Type.Object({ transfers: Type.Array(TransferSchema) }), ...errors(400, 404, 409, ...AUTH) },
+      // JSON {to, paths} or multipart/form-data (to fields, then file parts): checked in the handler.
+      response: { 202: Type.Object({ transfers: Type.Array(TransferSchema) }), ...errors(400, 404, 409, 413, ...AUTH) },
     },
   }, async (req, reply) => {
     const port = portParam(req.params.port);
-    const targets = [...new Set(list(req.body.to, 'to', MAX_TARGETS))].map((t) => transfers.resolveTarget(port, t));
+    if (req.isMultipart()) {
+      const { targets, files } = await receiveUpload(req, port, transfers);
+      return reply.code(202).send({ transfers: transfers.send(port, targets, files, { removeAfter: true }) });
+    }
+    const body = req.body as Record<string, unknown> | null;
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).some((k) => k !== 'to' && k !== 'paths')) {
+      throw new ApiError('bad_request', 'send JSON {"to": [...], "paths": [...]} or multipart/form-data with "to" fields then "file" parts');
+    }
+    const targets = [...new Set(list(body.to, 'to', MAX_TARGETS))].map((t) => transfers.resolveTarget(port, t));
     const files: OutgoingFile[] = [];
-    for (const path of list(req.body.paths, 'paths', MAX_PATHS)) {
+    for (const path of list(body.paths, 'paths', MAX_PATHS)) {
       if (!isAbsolute(path)) throw new ApiError('invalid_path', `paths must be absolute: ${JSON.stringify(path).slice(0, 200)}`);
       const { size } = await fileToSend(path);
       const safe = safeName(basename(path));
@@ -116,6 +137,52 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
     await transfers.deleteFile(portParam(req.params.port), req.params.name);
     return reply.code(204).send(null);
   });
+}
+
+/**
+ * Streams the parts of an upload into the peer's outbox (never into memory), hashing
+ * as bytes arrive. "to" fields must come before the first file, so targets are checked
+ * before any bytes are stored. On any error nothing is left behind.
+ */
+async function receiveUpload(req: FastifyRequest, port: number, transfers: TransferService): Promise<{ targets: PeerConnection[]; files: OutgoingFile[] }> {
+  const outbox = join(transfers.peerDir(port), 'outbox');
+  await mkdir(outbox, { recursive: true, mode: 0o700 });
+  const names: string[] = [];
+  let targets: PeerConnection[] | null = null;
+  const files: OutgoingFile[] = [];
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'field') {
+        if (part.fieldname !== 'to') throw new ApiError('bad_request', `unexpected field "${part.fieldname}"`);
+        if (targets) throw new ApiError('bad_request', '"to" fields must come before the file parts');
+        names.push(String(part.value));
+        continue;
+      }
+      if (part.fieldname !== 'file') throw new ApiError('bad_request', `unexpected file field "${part.fieldname}"`);
+      targets ??= [...new Set(list(names, 'to', MAX_TARGETS))].map((t) => transfers.resolveTarget(port, t));
+      const safe = safeName(part.filename ?? '');
+      if (!safe.ok) throw new ApiError('invalid_path', `file name: ${safe.message}`);
+      const path = join(outbox, randomUUID());
+      const hash = createHash('sha256');
+      let size = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          hash.update(chunk);
+          size += chunk.length;
+          done(null, chunk);
+        },
+      });
+      files.push({ path, name: safe.name, size: 0, mime: part.mimetype || 'application/octet-stream' });
+      await pipeline(part.file, counter, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+      files[files.length - 1]!.size = size;
+      files[files.length - 1]!.sha256 = hash.digest('hex');
+    }
+    if (!targets) throw new ApiError('bad_request', names.length ? 'no "file" part in the upload' : 'no "to" field and no "file" part');
+    return { targets, files };
+  } catch (err) {
+    await Promise.all(files.map((f) => unlink(f.path).catch(() => {})));
+    throw err;
+  }
 }
 
 /** One "bytes=a-b" range (RFC 9110); multiple ranges are served as the whole file. */

@@ -32,8 +32,11 @@ export class Sender {
   #reply: ((msg: TransferMessage) => void) | null = null;
   #stopped: Reason | null = null;
 
-  constructor(record: TransferRecord, conn: PeerConnection, gate: WriteGate, path: string, mime: string) {
+  readonly #expectedSha256: string | undefined;
+
+  constructor(record: TransferRecord, conn: PeerConnection, gate: WriteGate, path: string, mime: string, expectedSha256?: string) {
     this.record = record;
+    this.#expectedSha256 = expectedSha256;
     this.#conn = conn;
     this.#gate = gate;
     this.#path = path;
@@ -114,6 +117,10 @@ export class Sender {
       }
       if (this.#stopped) return;
       row.sha256 = hash.digest('hex');
+      if (this.#expectedSha256 && row.sha256 !== this.#expectedSha256) {
+        this.cancel({ code: 'file_changed', message: 'the file changed on disk after it was uploaded' });
+        return;
+      }
       const result = this.#await(['result']);
       this.#conn.send({ type: 'end', id, sha256: row.sha256 });
       const r = await result;

@@ -25,6 +25,8 @@ export interface OutgoingFile {
   name: string;
   size: number;
   mime: string;
+  /** Known when the file was hashed on arrival (an upload): the sender checks it still matches. */
+  sha256?: string;
 }
 
 interface Attached {
@@ -98,10 +100,15 @@ export class TransferService {
   }
 
   /** Starts one transfer per file and target; answers at once with their records. */
-  send(port: number, targets: PeerConnection[], files: OutgoingFile[]): TransferView[] {
+  send(port: number, targets: PeerConnection[], files: OutgoingFile[], opts: { removeAfter?: boolean } = {}): TransferView[] {
     const { peer } = this.#attached(port);
     const views: TransferView[] = [];
     for (const file of files) {
+      // An uploaded file lives in the outbox until every transfer of it has ended.
+      let pending = targets.length;
+      const release = () => {
+        if (opts.removeAfter && --pending === 0) void unlink(file.path).catch(() => {});
+      };
       for (const conn of targets) {
         const wireId = randomBytes(TRANSFER_ID_BYTES).toString('hex');
         const record = this.#track(
@@ -113,12 +120,15 @@ export class TransferService {
         );
         let gate = this.#gates.get(conn);
         if (!gate) this.#gates.set(conn, (gate = new WriteGate()));
-        const sender = new Sender(record, conn, gate, file.path, file.mime);
+        const sender = new Sender(record, conn, gate, file.path, file.mime, file.sha256);
         this.#senders.set(wireId, sender);
         void sender
           .run()
           .catch((err: NodeJS.ErrnoException) => sender.stop({ code: 'read_failed', message: `cannot read ${file.name}: ${err.code ?? err.message}` }, 'failed'))
-          .finally(() => this.#senders.delete(wireId));
+          .finally(() => {
+            this.#senders.delete(wireId);
+            release();
+          });
         views.push(record.view());
       }
     }

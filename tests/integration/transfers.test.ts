@@ -145,6 +145,54 @@ describe('sending by path', () => {
   });
 });
 
+describe('uploading', () => {
+  const outbox = () => join(d.transfers.peerDir(a.port), 'outbox');
+  async function upload(form: FormData) {
+    const res = await fetch(`${d.base}/api/peers/${a.port}/transfers`, { method: 'POST', headers: { authorization: `Bearer ${d.token}` }, body: form });
+    return { status: res.status, body: await res.json() };
+  }
+
+  it('streams a multipart upload to two targets, verified, and empties the outbox afterwards', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 3);
+    const sum = createHash('sha256').update(data).digest('hex');
+    const form = new FormData();
+    form.append('to', String(b.port));
+    form.append('to', c.id);
+    form.append('file', new Blob([data]), 'upload.bin');
+    const res = await upload(form);
+    expect(res.status).toBe(202);
+    expect(res.body.transfers).toHaveLength(2);
+    for (const t of res.body.transfers) {
+      expect(t).toMatchObject({ name: 'upload.bin', size: data.length, direction: 'out' });
+      const done = await finished(t.id);
+      expect(done.state).toBe('completed');
+      expect(done.sha256).toBe(sum);
+    }
+    for (const port of [b.port, c.port]) expect((await received(port, 'upload.bin')).sha256).toBe(sum);
+    await waitFor('the outbox to empty', () => readdirSync(outbox()).length === 0);
+  });
+
+  it('refuses bad uploads and leaves nothing behind', async () => {
+    const [nobody] = await freePorts(1);
+    const cases: Array<[(f: FormData) => void, number, string]> = [
+      [(f) => f.append('file', new Blob(['x']), 'a.txt'), 400, 'bad_request'], // no "to" first
+      [(f) => f.append('to', String(b.port)), 400, 'bad_request'], // no file
+      [(f) => { f.append('to', String(nobody)); f.append('file', new Blob(['x']), 'a.txt'); }, 409, 'not_connected'],
+      [(f) => { f.append('to', String(b.port)); f.append('file', new Blob(['x']), 'a.txt'); f.append('to', String(c.port)); }, 400, 'bad_request'],
+      [(f) => { f.append('to', String(b.port)); f.append('file', new Blob(['x']), '..'); }, 400, 'invalid_path'],
+      [(f) => { f.append('to', String(b.port)); f.append('other', 'x'); }, 400, 'bad_request'],
+    ];
+    for (const [fill, status, code] of cases) {
+      const form = new FormData();
+      fill(form);
+      const res = await upload(form);
+      expect(res.status).toBe(status);
+      expect(res.body.error.code).toBe(code);
+    }
+    expect(readdirSync(outbox())).toEqual([]);
+  });
+});
+
 describe('hostile names from the wire', () => {
   it('stores every name inside the inbox or refuses it with a reason', async () => {
     const src = makeFile('payload.bin', 100);
