@@ -1,7 +1,7 @@
 // File transfers between real peers over TLS on 127.0.0.1, driven through the REST API.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, ftruncateSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
@@ -149,7 +149,7 @@ describe('uploading', () => {
   const outbox = () => join(d.transfers.peerDir(a.port), 'outbox');
   async function upload(form: FormData) {
     const res = await fetch(`${d.base}/api/peers/${a.port}/transfers`, { method: 'POST', headers: { authorization: `Bearer ${d.token}` }, body: form });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as any };
   }
 
   it('streams a multipart upload to two targets, verified, and empties the outbox afterwards', async () => {
@@ -226,6 +226,52 @@ describe('hostile names from the wire', () => {
     expect(added).toContain('café (1)');
     expect(existsSync(join(d.transfers.peerDir(b.port), 'x'))).toBe(false);
     expect(existsSync('/tmp/x')).toBe(false);
+  });
+});
+
+describe('stopping early', () => {
+  /** A sparse file: large on paper, instant to make. */
+  function sparse(name: string, size: number): string {
+    const path = join(files.path, name);
+    const fd = openSync(path, 'w');
+    ftruncateSync(fd, size);
+    closeSync(fd);
+    return path;
+  }
+
+  it('cancels a running transfer on both sides and keeps nothing', async () => {
+    const ev = d.client.events();
+    await ev.opened;
+    const path = sparse('cancel-me.bin', 2 * 1024 ** 3);
+    const t = (await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(b.port)], paths: [path] })).body.transfers[0];
+    await ev.waitFor('progress', (m) => m.type === 'transfer.progress' && m.data.transfer.id === t.id);
+    const res = await d.client.post(`/api/transfers/${t.id}/cancel`, {});
+    expect(res.status).toBe(200);
+    const done = await finished(t.id);
+    expect(done.state).toBe('canceled');
+    expect(done.error.code).toBe('canceled_by_user');
+    const other = await ev.waitFor('the receiver to stop', (m) => m.type.startsWith('transfer.') && m.data.transfer.direction === 'in' && m.data.transfer.name === 'cancel-me.bin' && ['failed', 'canceled'].includes(m.data.transfer.state));
+    expect(other.data.transfer.error.code).toBe('canceled_by_user');
+    await waitFor('partial/ to empty', () => readdirSync(join(d.transfers.peerDir(b.port), 'partial')).length === 0);
+    expect(existsSync(join(d.transfers.peerDir(b.port), 'inbox', 'cancel-me.bin'))).toBe(false);
+    ev.close();
+  });
+
+  it('fails with a reason when the connection drops mid-transfer', async () => {
+    const ev = d.client.events();
+    await ev.opened;
+    const path = sparse('cut-me.bin', 2 * 1024 ** 3);
+    const t = (await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(c.port)], paths: [path] })).body.transfers[0];
+    await ev.waitFor('progress', (m) => m.type === 'transfer.progress' && m.data.transfer.id === t.id);
+    expect((await d.client.delete(`/api/peers/${a.port}/connections/${c.id}`)).status).toBe(204);
+    const done = await finished(t.id);
+    expect(done.state).toBe('failed');
+    expect(done.error.code).toBe('connection_lost');
+    expect(done.error.message).toMatch(/closed_by_user/);
+    expect(existsSync(join(d.transfers.peerDir(c.port), 'inbox', 'cut-me.bin'))).toBe(false);
+    // Bring the link back for other tests.
+    expect((await d.client.post(`/api/peers/${a.port}/connections`, { host: '127.0.0.1', port: c.port })).status).toBe(201);
+    ev.close();
   });
 });
 
