@@ -1,6 +1,6 @@
 // The daemon process: flags, data directory, listen, graceful shutdown. Nothing else.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,15 @@ import { TransferService } from './transfer/service.js';
 
 const DEFAULT_PORT = 4300;
 const SHUTDOWN_DEADLINE_MS = 10_000;
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// The package root: server/ when run from source, dist/server/ when built.
+const ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
+  }
+}
 
 const HELP = `meshdrop: peer-to-peer file sharing daemon
 

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { ProtocolError, type Reason } from '../errors.js';
 import { FrameDecoder } from '../protocol/frame.js';
 import { decodeMessage, encodeMessage, SUPPORTED_VERSIONS, type HelloMessage, type Message } from '../protocol/messages.js';
-import { TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
+import { encodeDataHeader, TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
 
 // After we send CLOSE and end our side, how long the remote gets to end its side.
 const CLOSE_GRACE_MS = 1000;
@@ -250,6 +250,18 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   send(msg: TransferMessage): boolean {
     if (this.state !== 'open') return false;
     this.#send(msg);
+    return this.#stream.writableLength < BULK_HIGH_WATER;
+  }
+
+  /** Sends one DATA frame as header + the caller's buffer (no copy); same return as send(). */
+  sendData(id: string, index: number, bytes: Buffer): boolean {
+    if (this.state !== 'open' || !this.#stream.writable) return false;
+    const head = encodeDataHeader(id, index, bytes.length);
+    this.bytesOut += head.length + bytes.length;
+    this.#stream.cork();
+    this.#stream.write(head);
+    this.#stream.write(bytes);
+    this.#stream.uncork();
     return this.#stream.writableLength < BULK_HIGH_WATER;
   }
 

@@ -132,6 +132,19 @@ export function encodeTransfer(msg: TransferMessage): Buffer {
   }
 }
 
+/**
+ * The frame header and DATA header of a chunk, without the chunk: the caller writes
+ * the chunk's own buffer right after it, so bulk bytes are never copied.
+ */
+export function encodeDataHeader(id: string, index: number, length: number): Buffer {
+  const head = Buffer.allocUnsafe(5 + DATA_HEADER);
+  head.writeUInt32BE(DATA_HEADER + length, 0);
+  head.writeUInt8(FrameType.DATA, 4);
+  head.write(id, 5, TRANSFER_ID_BYTES, 'hex');
+  head.writeUInt32BE(index, 5 + TRANSFER_ID_BYTES);
+  return head;
+}
+
 /** Decodes a transfer frame; throws ProtocolError('bad_payload') on any field that breaks its rule. */
 export function decodeTransfer(frame: Frame): TransferMessage {
   if (frame.type === FrameType.DATA) {

@@ -110,7 +110,7 @@ export class Sender {
         hash.update(bytes);
         this.#credits--;
         await this.#gate.run(async () => {
-          if (!this.#stopped && !this.#conn.send({ type: 'data', id, index, bytes })) await this.#conn.drained();
+          if (!this.#stopped && !this.#conn.sendData(id, index, bytes)) await this.#conn.drained();
         });
         sent += length;
         this.record.progress(sent);

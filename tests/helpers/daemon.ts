@@ -2,7 +2,7 @@
 // or as a real child process (restarts, kills, a second daemon).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -95,9 +95,14 @@ const FAST_FLAGS = [
  * Spawns `node --import tsx server/main.ts` and waits for the dashboard URL line.
  * `fast: false` keeps the daemon's real default timings (as a user would run it).
  */
-export async function spawnDaemon(dataDir: string, extra: string[] = [], { fast = true } = {}): Promise<DaemonProcess> {
+export async function spawnDaemon(dataDir: string, extra: string[] = [], { fast = true, compiled = false } = {}): Promise<DaemonProcess> {
   const timing = fast ? FAST_FLAGS : [];
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1', ...timing, ...extra], {
+  // compiled: the build users run (npm start), as `npm test` builds it first.
+  if (compiled && !existsSync(join(ROOT, 'dist', 'server', 'main.js'))) {
+    throw new Error('dist/server is not built: run `npm run build` (npm test does) before this test');
+  }
+  const entry = compiled ? ['dist/server/main.js'] : ['--import', 'tsx', 'server/main.ts'];
+  const proc = spawn(process.execPath, [...entry, '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1', ...timing, ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
