@@ -20,6 +20,7 @@ export const API_ERRORS = {
   bad_range: 416,
   self_connection: 409,
   not_connected: 409,
+  wrong_side: 409,
   too_many_attempts: 429,
   internal: 500,
   dial_failed: 502,

@@ -97,6 +97,14 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
     schema: { params: Type.Object({ id: Type.String() }), response: { 200: TransferSchema, ...errors(404, ...AUTH) } },
   }, async (req) => transfers.cancel(req.params.id));
 
+  api.post('/api/transfers/:id/pause', {
+    schema: { params: Type.Object({ id: Type.String() }), response: { 200: TransferSchema, ...errors(404, 409, ...AUTH) } },
+  }, async (req) => transfers.pause(req.params.id));
+
+  api.post('/api/transfers/:id/resume', {
+    schema: { params: Type.Object({ id: Type.String() }), response: { 200: TransferSchema, ...errors(404, 409, ...AUTH) } },
+  }, async (req) => transfers.resume(req.params.id));
+
   api.get('/api/peers/:port/files', {
     schema: {
       params: Type.Object({ port: Type.String() }),

@@ -19,6 +19,8 @@ export interface EventMap {
   'transfer.started': { transfer: TransferView };
   /** At most a few per second per transfer. */
   'transfer.progress': { transfer: TransferView };
+  /** Stopped with a reason (lost connection, full disk, the user); resumes from the verified chunks. */
+  'transfer.paused': { transfer: TransferView };
   'transfer.completed': { transfer: TransferView };
   'transfer.failed': { transfer: TransferView };
   'transfer.rejected': { transfer: TransferView };

@@ -53,6 +53,13 @@ const MIGRATIONS: readonly string[] = [
      received_at TEXT NOT NULL,
      PRIMARY KEY (peer_port, name)
    );`,
+  // What resume needs: the chunking, and on the receiving side how many chunks are
+  // durable in the temporary file with each one's SHA-256 (32 bytes per chunk).
+  `ALTER TABLE transfers ADD COLUMN mime TEXT NOT NULL DEFAULT 'application/octet-stream';
+   ALTER TABLE transfers ADD COLUMN chunk_size INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE transfers ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE transfers ADD COLUMN chunk_hashes BLOB;
+   ALTER TABLE transfers ADD COLUMN temp_path TEXT;`,
 ];
 
 export interface PeerRow {
@@ -86,6 +93,14 @@ export interface TransferRow {
   errorMessage: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+export interface Ledger {
+  chunkSize: number;
+  verified: number;
+  chunkHashes: Buffer | null;
+  tempPath: string | null;
+  mime: string;
 }
 
 export interface FileRow {
@@ -177,6 +192,20 @@ export class Store {
            error_message = excluded.error_message, updated_at = excluded.updated_at`,
       )
       .run(row);
+  }
+
+  /** Records that the first `verified` chunks of an incoming transfer are durable, with their hashes. */
+  saveLedger(id: string, ledger: Ledger): void {
+    this.#db
+      .prepare('UPDATE transfers SET chunk_size = ?, verified = ?, chunk_hashes = ?, temp_path = ?, mime = ? WHERE id = ?')
+      .run(ledger.chunkSize, ledger.verified, ledger.chunkHashes, ledger.tempPath, ledger.mime, id);
+  }
+
+  ledger(id: string): Ledger | null {
+    const row = this.#db
+      .prepare('SELECT chunk_size AS chunkSize, verified, chunk_hashes AS chunkHashes, temp_path AS tempPath, mime FROM transfers WHERE id = ?')
+      .get(id) as Ledger | undefined;
+    return row ?? null;
   }
 
   listTransfers(): TransferRow[] {

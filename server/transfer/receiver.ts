@@ -1,21 +1,27 @@
 // Receiving one file: chunks are written into a temporary file in the peer's
-// partial/ folder, hashed in order; only when the whole-file SHA-256 matches the
-// sender's END is the file fsynced and linked into the inbox under a name that
-// exists nowhere yet (link() never overwrites), so an unverified file never
-// appears in the inbox.
+// partial/ folder; each chunk's SHA-256 goes into the ledger once the chunk is
+// durable (fdatasync), so after a cut, a crash or a restart only missing or
+// corrupted chunks are fetched again. Only when the whole-file SHA-256 matches
+// the sender's END is the file fsynced and linked into the inbox under a name
+// that exists nowhere yet (link() never overwrites).
 
 import { createHash, type Hash } from 'node:crypto';
 import { link, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
-import { chunkCount, MAX_CHUNK, type DataMessage, type EndMessage, type OfferMessage } from '../protocol/transfer-messages.js';
+import { chunkCount, type DataMessage, type EndMessage, type OfferMessage } from '../protocol/transfer-messages.js';
+import type { Ledger, Store } from '../store/db.js';
+import { hashFile, writeFully } from './file-io.js';
 import { numbered } from './names.js';
 import type { TransferRecord } from './record.js';
 
 // How many bytes of chunks may be in flight towards one receiver (credit window).
 const WINDOW_BYTES = 16 * 1024 * 1024;
+// How often the durable prefix is recorded: a crash loses at most this much work.
+const LEDGER_EVERY_MS = 500;
 const MAX_NAME_ATTEMPTS = 10_000;
+const HASH_BYTES = 32;
 
 export interface ReceiverPaths {
   partialDir: string;
@@ -24,87 +30,213 @@ export interface ReceiverPaths {
 
 export class Receiver {
   readonly record: TransferRecord;
-  readonly #conn: PeerConnection;
-  readonly #offer: OfferMessage;
+  readonly #store: Store;
   readonly #paths: ReceiverPaths;
+  readonly #onStored: (name: string) => void;
+  #conn: PeerConnection;
+  #offer: OfferMessage;
   readonly #temp: string;
   readonly #total: number;
-  readonly #hash: Hash = createHash('sha256');
+  /** Per-chunk SHA-256, 32 bytes each; valid where #good is set. */
+  readonly #hashes: Buffer;
+  readonly #good: Uint8Array;
+  /** Chunks [0, #durable) are on disk, synced, and in the ledger. */
+  #durable = 0;
+  /** The whole-file hash, fed in order while chunks arrive in order from #hashedUpTo. */
+  #whole: Hash | null = createHash('sha256');
+  #hashedUpTo = 0;
+  /** The chunk indexes still expected, in order. */
+  #queue: number[] = [];
   #fh: FileHandle | null = null;
-  #next = 0;
-  #done = 0;
-  /** Writes run one after another so the hash sees bytes in file order. */
   #writes: Promise<void> = Promise.resolve();
-  #stopped = false;
-  readonly #onStored: (name: string) => void;
+  #lastLedger = 0;
+  #active = false;
+  #finished = false;
 
-  constructor(record: TransferRecord, conn: PeerConnection, offer: OfferMessage, paths: ReceiverPaths, onStored: (name: string) => void) {
-    this.record = record;
-    this.#conn = conn;
-    this.#offer = offer;
-    this.#paths = paths;
-    this.#temp = join(paths.partialDir, `${record.row.id}.part`);
-    this.#total = chunkCount(offer.size, offer.chunkSize);
-    this.#onStored = onStored;
+  constructor(opts: {
+    record: TransferRecord;
+    conn: PeerConnection;
+    offer: OfferMessage;
+    paths: ReceiverPaths;
+    store: Store;
+    onStored: (name: string) => void;
+    ledger?: Ledger | null;
+  }) {
+    this.record = opts.record;
+    this.#conn = opts.conn;
+    this.#offer = opts.offer;
+    this.#paths = opts.paths;
+    this.#store = opts.store;
+    this.#onStored = opts.onStored;
+    this.#temp = opts.ledger?.tempPath ?? join(opts.paths.partialDir, `${opts.record.row.id}.part`);
+    this.#total = chunkCount(opts.offer.size, opts.offer.chunkSize);
+    this.#hashes = Buffer.alloc(this.#total * HASH_BYTES);
+    this.#good = new Uint8Array(this.#total);
+    if (opts.ledger?.chunkHashes && opts.ledger.chunkSize === opts.offer.chunkSize) {
+      const known = Math.min(opts.ledger.verified, this.#total, Math.floor(opts.ledger.chunkHashes.length / HASH_BYTES));
+      opts.ledger.chunkHashes.copy(this.#hashes, 0, 0, known * HASH_BYTES);
+      this.#good.fill(1, 0, known);
+      this.#durable = known;
+    }
   }
 
   get connection(): PeerConnection {
     return this.#conn;
   }
 
-  async start(): Promise<void> {
-    // 'wx': the temporary name is ours alone; never follow or reuse anything already there.
-    this.#fh = await open(this.#temp, 'wx', 0o600);
-    const window = Math.max(2, Math.min(64, Math.floor(WINDOW_BYTES / Math.min(this.#offer.chunkSize, MAX_CHUNK))));
+  /** True when this receiver can take up a re-OFFER of the same file. */
+  matches(offer: OfferMessage): boolean {
+    return offer.size === this.#offer.size && offer.chunkSize === this.#offer.chunkSize;
+  }
+
+  /** Fresh start, or resume on a new connection: checks what is on disk, then ACCEPTs the rest. */
+  async start(conn: PeerConnection = this.#conn): Promise<void> {
+    // A pause may still be syncing and closing the previous file handle.
+    await this.#writes;
+    this.#conn = conn;
+    this.#active = true;
+    const fresh = this.#durable === 0;
+    // The whole-file hash is rebuilt from what is on disk, in order.
+    this.#whole = createHash('sha256');
+    this.#hashedUpTo = 0;
+    this.#good.fill(0, this.#durable);
+    this.#fh = fresh ? await open(this.#temp, 'w+', 0o600) : await open(this.#temp, 'r+');
+    if (!fresh) await this.#verifyOnDisk();
+    this.#queue = [];
+    for (let i = 0; i < this.#total; i++) if (!this.#good[i]) this.#queue.push(i);
+    this.#saveLedger();
+    this.record.progress(this.#goodBytes());
     this.record.setState('transferring');
-    this.#conn.send({ type: 'accept', id: this.#offer.id, need: this.#total > 0 ? [[0, this.#total]] : [], window });
+    const window = Math.max(2, Math.min(64, Math.floor(WINDOW_BYTES / this.#offer.chunkSize)));
+    this.#conn.send({ type: 'accept', id: this.#offer.id, need: ranges(this.#queue), window });
   }
 
   onData(msg: DataMessage): void {
-    if (this.#stopped) return;
+    if (!this.#active) return;
     const { chunkSize, size } = this.#offer;
     const expected = Math.min(chunkSize, size - msg.index * chunkSize);
-    if (msg.index !== this.#next || msg.index >= this.#total || msg.bytes.length !== expected) {
-      this.fail({ code: 'bad_chunk', message: `chunk ${msg.index} was not expected (next ${this.#next}, ${expected} bytes)` }, true);
+    if (msg.index !== this.#queue[0] || msg.bytes.length !== expected) {
+      this.fail({ code: 'bad_chunk', message: `chunk ${msg.index} was not expected (next ${this.#queue[0]}, ${expected} bytes)` }, true);
       return;
     }
-    this.#next++;
-    const bytes = msg.bytes;
-    this.#writes = this.#writes.then(async () => {
-      if (this.#stopped || !this.#fh) return;
-      await writeFully(this.#fh, bytes, msg.index * chunkSize);
-      this.#hash.update(bytes);
-      this.#done += bytes.length;
-      this.record.progress(this.#done);
-      this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
-    }).catch((err: NodeJS.ErrnoException) => this.#writeFailed(err));
+    this.#queue.shift();
+    const { index, bytes } = msg;
+    this.#writes = this.#writes
+      .then(async () => {
+        if (!this.#active || !this.#fh) return;
+        await writeFully(this.#fh, bytes, index * chunkSize);
+        createHash('sha256').update(bytes).digest().copy(this.#hashes, index * HASH_BYTES);
+        this.#good[index] = 1;
+        if (this.#whole && index === this.#hashedUpTo) {
+          this.#whole.update(bytes);
+          this.#hashedUpTo++;
+        } else {
+          this.#whole = null; // out of file order (a repaired chunk): hash the file at the end instead
+        }
+        this.record.progress(this.#goodBytes());
+        if (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS) await this.#sync();
+        this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
+      })
+      .catch((err: NodeJS.ErrnoException) => this.#writeFailed(err));
   }
 
   onEnd(msg: EndMessage): void {
     this.#writes = this.#writes.then(() => this.#finish(msg)).catch((err: NodeJS.ErrnoException) => this.#writeFailed(err));
   }
 
-  /** Gives up: tells the sender (unless it told us), removes the temporary file. Idempotent. */
+  /** The link dropped or the sender paused: keep the verified chunks for a later resume. */
+  pause(reason: Reason): void {
+    if (!this.#active) return;
+    this.#active = false;
+    this.record.setState('paused', reason);
+    this.#writes = this.#writes.then(async () => {
+      if (this.#fh) await this.#sync().catch(() => {});
+      await this.#fh?.close().catch(() => {});
+      this.#fh = null;
+    });
+  }
+
+  /** Gives up for good: tells the sender (unless it told us), removes the temporary file. Idempotent. */
   fail(reason: Reason, tellSender: boolean, state: 'failed' | 'canceled' = 'failed'): void {
-    if (this.#stopped) return;
-    this.#stopped = true;
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#active = false;
     if (tellSender) this.#conn.send({ type: 'cancel', id: this.#offer.id, code: reason.code, message: reason.message });
     this.record.setState(state, reason);
-    // Resume from a kept partial file is not implemented yet, so nothing is kept.
-    void this.#writes.finally(async () => {
+    this.#writes = this.#writes.finally(async () => {
       await this.#fh?.close().catch(() => {});
       this.#fh = null;
       await unlink(this.#temp).catch(() => {});
     });
   }
 
-  async #finish(msg: EndMessage): Promise<void> {
-    if (this.#stopped || !this.#fh) return;
-    if (this.#next !== this.#total) {
-      this.fail({ code: 'bad_chunk', message: `END after ${this.#next} of ${this.#total} chunks` }, true);
+  /** A full disk keeps the partial file: the transfer can resume once there is room. */
+  #writeFailed(err: NodeJS.ErrnoException): void {
+    if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
+      const reason = { code: 'disk_full', message: 'the receiving disk is full; the transfer resumes when there is room' };
+      this.#conn.send({ type: 'cancel', id: this.#offer.id, code: 'disk_full', message: reason.message });
+      this.pause(reason);
       return;
     }
-    const sha256 = this.#hash.digest('hex');
+    this.fail({ code: 'write_failed', message: `cannot write the file: ${err.code ?? err.message}` }, true);
+  }
+
+  /** Re-reads the chunks the ledger calls good; any that no longer match are fetched again. */
+  async #verifyOnDisk(): Promise<void> {
+    const { chunkSize, size } = this.#offer;
+    const buf = Buffer.allocUnsafe(chunkSize);
+    for (let i = 0; i < this.#durable; i++) {
+      const length = Math.min(chunkSize, size - i * chunkSize);
+      const { bytesRead } = await this.#fh!.read(buf, 0, length, i * chunkSize);
+      const digest = createHash('sha256').update(buf.subarray(0, bytesRead)).digest();
+      if (bytesRead !== length || !digest.equals(this.#hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) {
+        this.#good[i] = 0;
+      } else if (this.#whole && i === this.#hashedUpTo) {
+        this.#whole.update(buf.subarray(0, bytesRead));
+        this.#hashedUpTo++;
+      }
+    }
+    // Chunks are no longer all in file order once one is bad: hash the file at the end instead.
+    if (this.#hashedUpTo < this.#durable) this.#whole = null;
+    let d = 0;
+    while (d < this.#total && this.#good[d]) d++;
+    this.#durable = d;
+  }
+
+  async #sync(): Promise<void> {
+    if (!this.#fh) return;
+    await this.#fh.datasync();
+    let d = this.#durable;
+    while (d < this.#total && this.#good[d]) d++;
+    this.#durable = d;
+    this.#saveLedger();
+  }
+
+  #saveLedger(): void {
+    this.#lastLedger = Date.now();
+    this.#store.saveLedger(this.record.row.id, {
+      chunkSize: this.#offer.chunkSize,
+      verified: this.#durable,
+      chunkHashes: this.#hashes.subarray(0, this.#durable * HASH_BYTES),
+      tempPath: this.#temp,
+      mime: this.#offer.mime,
+    });
+  }
+
+  #goodBytes(): number {
+    let bytes = 0;
+    const { chunkSize, size } = this.#offer;
+    for (let i = 0; i < this.#total; i++) if (this.#good[i]) bytes += Math.min(chunkSize, size - i * chunkSize);
+    return bytes;
+  }
+
+  async #finish(msg: EndMessage): Promise<void> {
+    if (!this.#active || !this.#fh) return;
+    if (this.#queue.length > 0) {
+      this.fail({ code: 'bad_chunk', message: `END with ${this.#queue.length} chunks still missing` }, true);
+      return;
+    }
+    const sha256 = this.#whole && this.#hashedUpTo === this.#total ? this.#whole.digest('hex') : await hashFile(this.#fh, this.#offer.size);
     const id = this.#offer.id;
     if (sha256 !== msg.sha256) {
       const reason = { code: 'hash_mismatch', message: `received data hashes to ${sha256.slice(0, 16)}…, sender said ${msg.sha256.slice(0, 16)}…` };
@@ -116,11 +248,13 @@ export class Receiver {
     await this.#fh.close();
     this.#fh = null;
     const name = await this.#place();
-    this.#stopped = true;
+    this.#finished = true;
+    this.#active = false;
     this.record.row.sha256 = sha256;
     this.record.savedAs = name;
     this.#onStored(name);
     this.#conn.send({ type: 'result', id, ok: true, code: 'stored', message: name });
+    this.record.progress(this.#offer.size);
     this.record.setState('completed');
   }
 
@@ -139,20 +273,15 @@ export class Receiver {
     }
     throw Object.assign(new Error(`no free name for ${base} in the inbox`), { code: 'EEXIST' });
   }
-
-  #writeFailed(err: NodeJS.ErrnoException): void {
-    const reason =
-      err.code === 'ENOSPC' || err.code === 'EDQUOT'
-        ? { code: 'disk_full', message: 'the receiving disk is full' }
-        : { code: 'write_failed', message: `cannot write the file: ${err.code ?? err.message}` };
-    this.fail(reason, true);
-  }
 }
 
-async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    done += bytesWritten;
+/** Sorted chunk indexes as [first, end) ranges. */
+export function ranges(indexes: number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const i of indexes) {
+    const last = out[out.length - 1];
+    if (last && last[1] === i) last[1] = i + 1;
+    else out.push([i, i + 1]);
   }
+  return out;
 }

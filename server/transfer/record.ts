@@ -12,8 +12,9 @@ const PROGRESS_EVENT_MS = 250;
 // Persist progress now and then, not per chunk: the ledger is for listing and resume.
 const PROGRESS_SAVE_MS = 1000;
 
-const STATE_EVENTS: Partial<Record<TransferState, 'transfer.started' | 'transfer.completed' | 'transfer.failed' | 'transfer.rejected' | 'transfer.canceled'>> = {
+const STATE_EVENTS: Partial<Record<TransferState, 'transfer.started' | 'transfer.paused' | 'transfer.completed' | 'transfer.failed' | 'transfer.rejected' | 'transfer.canceled'>> = {
   transferring: 'transfer.started',
+  paused: 'transfer.paused',
   completed: 'transfer.completed',
   failed: 'transfer.failed',
   rejected: 'transfer.rejected',
@@ -43,11 +44,16 @@ export class TransferRecord {
   readonly #store: Store;
   readonly #bus: EventBus;
 
-  constructor(t: NewTransfer, store: Store, bus: EventBus) {
+  /** A new transfer, or (with `existing`) one restored from the ledger after a restart. */
+  constructor(t: NewTransfer, store: Store, bus: EventBus, existing?: TransferRow) {
     const now = new Date().toISOString();
     this.#store = store;
     this.#bus = bus;
     this.localId = t.localId;
+    if (existing) {
+      this.row = existing;
+      return;
+    }
     this.row = {
       id: randomUUID(),
       wireId: t.wireId,
@@ -78,7 +84,7 @@ export class TransferRecord {
 
   /** The one way a transfer changes state: persists, then emits the matching event. */
   setState(next: TransferState, error: Reason | null = null): void {
-    if (this.final || this.state === next) return;
+    if (this.final || (this.state === next && next !== 'paused')) return;
     if (next === 'transferring' && this.#startedAt === null) this.#startedAt = Date.now();
     this.row.state = next;
     this.row.errorCode = error?.code ?? null;

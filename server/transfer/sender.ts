@@ -1,13 +1,16 @@
-// Sending one file over one connection: OFFER, wait for ACCEPT, then stream the
-// chunks the receiver needs as its credit allows, hashing as we read (no hashing
-// pass before the first byte moves), then END with the whole-file SHA-256 and
-// wait for the receiver's verified RESULT.
+// Sending one file: OFFER, wait for ACCEPT (which says which chunks the receiver
+// still needs), stream those chunks as its credit allows, then END with the
+// whole-file SHA-256 and wait for the receiver's verified RESULT. A fresh
+// transfer hashes while it reads (no hashing pass before the first byte moves);
+// a resumed one hashes the file in a second pass. When the connection drops the
+// transfer pauses, and run() starts again on the next connection to that peer.
 
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
-import { chunkCount, chunkSizeFor, type TransferMessage } from '../protocol/transfer-messages.js';
+import { chunkCount, chunkSizeFor, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
+import { hashFile, readFully } from './file-io.js';
 import type { TransferRecord } from './record.js';
 
 /** Serialises bulk writes on one connection; FIFO, so transfers sharing it take turns chunk by chunk. */
@@ -23,28 +26,36 @@ export class WriteGate {
 
 export class Sender {
   readonly record: TransferRecord;
-  readonly #conn: PeerConnection;
-  readonly #gate: WriteGate;
   readonly #path: string;
   readonly #mime: string;
+  readonly #expectedSha256: string | undefined;
+  #conn: PeerConnection | null = null;
   #credits = 0;
   #creditWaiter: (() => void) | null = null;
   #reply: ((msg: TransferMessage) => void) | null = null;
-  #stopped: Reason | null = null;
+  /** Why the current attempt stopped (pause or end); null while it runs. */
+  #halt: { reason: Reason; state: 'paused' | 'failed' | 'canceled' } | null = null;
+  #running = false;
+  #idle: Promise<void> = Promise.resolve();
 
-  readonly #expectedSha256: string | undefined;
-
-  constructor(record: TransferRecord, conn: PeerConnection, gate: WriteGate, path: string, mime: string, expectedSha256?: string) {
+  constructor(record: TransferRecord, path: string, mime: string, expectedSha256?: string) {
     this.record = record;
-    this.#expectedSha256 = expectedSha256;
-    this.#conn = conn;
-    this.#gate = gate;
     this.#path = path;
     this.#mime = mime;
+    this.#expectedSha256 = expectedSha256;
   }
 
-  get connection(): PeerConnection {
+  get connection(): PeerConnection | null {
     return this.#conn;
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Resolves once no attempt is running (a halted attempt may still be unwinding). */
+  whenIdle(): Promise<void> {
+    return this.#idle;
   }
 
   /** Messages from the receiver about this transfer. */
@@ -55,40 +66,56 @@ export class Sender {
       return;
     }
     if (msg.type === 'cancel') {
-      this.stop({ code: msg.code, message: msg.message }, 'failed');
+      // The receiver ran out of disk: it keeps what it has; try again later.
+      this.halt({ code: msg.code, message: msg.message }, msg.code === 'disk_full' ? 'paused' : 'failed');
       return;
     }
     this.#reply?.(msg);
   }
 
-  /** Ends the transfer early (user cancel, lost connection, receiver's CANCEL). Idempotent. */
-  stop(reason: Reason, state: 'failed' | 'canceled'): void {
-    if (this.#stopped) return;
-    this.#stopped = reason;
+  /** Stops the current attempt: 'paused' can run() again later, the others are final. Idempotent per attempt. */
+  halt(reason: Reason, state: 'paused' | 'failed' | 'canceled'): void {
+    if (this.record.final) return;
+    this.#halt = { reason, state };
     this.record.setState(state, reason);
     this.#wakeCredit();
     this.#reply?.({ type: 'cancel', id: this.record.row.wireId, code: reason.code, message: reason.message });
   }
 
-  /** Tells the receiver we gave up (user cancel), then stops. */
-  cancel(reason: Reason): void {
-    if (this.#stopped) return;
-    this.#conn.send({ type: 'cancel', id: this.record.row.wireId, code: reason.code, message: reason.message });
-    this.stop(reason, 'canceled');
+  /** Tells the receiver (pause keeps its partial file, cancel removes it), then halts. */
+  stopByUser(reason: Reason, state: 'paused' | 'canceled'): void {
+    this.#conn?.send({ type: 'cancel', id: this.record.row.wireId, code: reason.code, message: reason.message });
+    this.halt(reason, state);
   }
 
-  async run(): Promise<void> {
+  /** One attempt over `conn`: OFFER (again, on resume) through RESULT. */
+  async run(conn: PeerConnection, gate: WriteGate): Promise<void> {
+    if (this.#running || this.record.final) return;
+    this.#running = true;
+    this.#conn = conn;
+    this.#halt = null;
+    this.#credits = 0;
+    const attempt = this.#attempt(conn, gate).finally(() => {
+      this.#running = false;
+    });
+    this.#idle = attempt.then(
+      () => {},
+      () => {},
+    );
+    await attempt;
+  }
+
+  async #attempt(conn: PeerConnection, gate: WriteGate): Promise<void> {
     const { row } = this.record;
     const chunkSize = chunkSizeFor(row.size);
     const id = row.wireId;
-    this.record.setState('offered');
+    if (this.record.state !== 'paused') this.record.setState('offered');
     const answer = this.#await(['accept', 'reject']);
-    this.#conn.send({ type: 'offer', id, name: row.name, size: row.size, mime: this.#mime, chunkSize });
+    conn.send({ type: 'offer', id, name: row.name, size: row.size, mime: this.#mime, chunkSize });
     const reply = await answer;
-    if (this.#stopped) return;
+    if (this.#halt) return;
     if (reply.type === 'reject') {
-      this.#stopped = { code: reply.code, message: reply.message };
-      this.record.setState('rejected', this.#stopped);
+      this.record.setState('rejected', { code: reply.code, message: reply.message });
       return;
     }
     if (reply.type !== 'accept') return;
@@ -96,40 +123,43 @@ export class Sender {
     this.record.setState('transferring');
 
     const total = chunkCount(row.size, chunkSize);
-    const fh = await open(this.#path, 'r');
+    const need = indexes(reply, total);
+    // A fresh transfer (everything needed, in order) is hashed as it is read.
+    const inOrder = need.length === total;
     const hash = createHash('sha256');
+    const fh = await open(this.#path, 'r');
     try {
-      let sent = 0;
-      // This version sends a fresh transfer in order: need is [[0, total)] (resume comes later).
-      for (let index = 0; index < total; index++) {
-        while (this.#credits === 0 && !this.#stopped) await new Promise<void>((r) => (this.#creditWaiter = r));
-        if (this.#stopped) return;
+      let done = row.size - need.reduce((sum, i) => sum + Math.min(chunkSize, row.size - i * chunkSize), 0);
+      this.record.progress(done);
+      for (const index of need) {
+        while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
+        if (this.#halt) return;
         const length = Math.min(chunkSize, row.size - index * chunkSize);
         const bytes = Buffer.allocUnsafe(length);
         await readFully(fh, bytes, index * chunkSize);
-        hash.update(bytes);
+        if (inOrder) hash.update(bytes);
         this.#credits--;
-        await this.#gate.run(async () => {
-          if (!this.#stopped && !this.#conn.sendData(id, index, bytes)) await this.#conn.drained();
+        await gate.run(async () => {
+          if (!this.#halt && !conn.sendData(id, index, bytes)) await conn.drained();
         });
-        sent += length;
-        this.record.progress(sent);
+        done += length;
+        this.record.progress(done);
       }
-      if (this.#stopped) return;
-      row.sha256 = hash.digest('hex');
-      if (this.#expectedSha256 && row.sha256 !== this.#expectedSha256) {
-        this.cancel({ code: 'file_changed', message: 'the file changed on disk after it was uploaded' });
-        return;
-      }
-      const result = this.#await(['result']);
-      this.#conn.send({ type: 'end', id, sha256: row.sha256 });
-      const r = await result;
-      if (this.#stopped || r.type !== 'result') return;
-      if (r.ok) this.record.setState('completed');
-      else this.record.setState('failed', { code: r.code, message: r.message });
+      if (this.#halt) return;
+      row.sha256 = inOrder ? hash.digest('hex') : await hashFile(fh, row.size);
     } finally {
       await fh.close();
     }
+    if (this.#expectedSha256 && row.sha256 !== this.#expectedSha256) {
+      this.stopByUser({ code: 'file_changed', message: 'the file changed on disk after it was uploaded' }, 'canceled');
+      return;
+    }
+    const result = this.#await(['result']);
+    conn.send({ type: 'end', id, sha256: row.sha256 });
+    const r = await result;
+    if (this.#halt || r.type !== 'result') return;
+    if (r.ok) this.record.setState('completed');
+    else this.record.setState('failed', { code: r.code, message: r.message });
   }
 
   #await(types: Array<TransferMessage['type']>): Promise<TransferMessage> {
@@ -150,11 +180,9 @@ export class Sender {
   }
 }
 
-async function readFully(fh: import('node:fs/promises').FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) throw Object.assign(new Error('the file got shorter while it was being sent'), { code: 'file_changed' });
-    done += bytesRead;
-  }
+/** The chunk indexes an ACCEPT asks for, in order, within the file. */
+function indexes(accept: AcceptMessage, total: number): number[] {
+  const out: number[] = [];
+  for (const [first, end] of accept.need) for (let i = first; i < Math.min(end, total); i++) out.push(i);
+  return out;
 }

@@ -10,7 +10,7 @@ import type { EventBus } from '../events/bus.js';
 import type { PeerConnection } from '../peer/connection.js';
 import type { Peer } from '../peer/peer.js';
 import { TRANSFER_FEATURE, TRANSFER_ID_BYTES, type OfferMessage, type TransferMessage } from '../protocol/transfer-messages.js';
-import type { FileRow, Store } from '../store/db.js';
+import type { FileRow, Ledger, Store } from '../store/db.js';
 import { printable, safeName } from './names.js';
 import { Receiver } from './receiver.js';
 import { TransferRecord } from './record.js';
@@ -49,12 +49,6 @@ export class TransferService {
     this.#store = opts.store;
     this.#bus = opts.bus;
     this.#dataDir = opts.dataDir;
-    // Transfers cut short by a previous run of the daemon cannot resume yet: say so.
-    for (const row of this.#store.listTransfers()) {
-      if (!['completed', 'failed', 'rejected', 'canceled'].includes(row.state)) {
-        this.#store.saveTransfer({ ...row, state: 'failed', errorCode: 'interrupted', errorMessage: 'the daemon stopped during the transfer', updatedAt: new Date().toISOString() });
-      }
-    }
   }
 
   peerDir(port: number): string {
@@ -67,14 +61,39 @@ export class TransferService {
     await mkdir(attached.inboxDir, { recursive: true, mode: 0o700 });
     await mkdir(attached.partialDir, { recursive: true, mode: 0o700 });
     this.#peers.set(port, attached);
-    peer.on('connection.opened', (conn) => conn.on('message', (msg) => this.#route(port, conn, msg)));
+    this.#restore(port, peer.id, attached);
+    peer.on('connection.opened', (conn) => {
+      conn.on('message', (msg) => this.#route(port, conn, msg));
+      this.#resumeSenders(port, conn);
+    });
     peer.on('connection.closed', (conn, info) => this.#connectionLost(conn, info.reason));
+  }
+
+  /** Unfinished transfers of a previous run come back paused; they resume when their peer connects. */
+  #restore(port: number, localId: string, attached: Attached): void {
+    for (const row of this.#store.listTransfers()) {
+      if (row.peerPort !== port || ['completed', 'failed', 'rejected', 'canceled'].includes(row.state)) continue;
+      const ledger = this.#store.ledger(row.id);
+      const record = this.#track(new TransferRecord({ ...row, localId, path: row.path }, this.#store, this.#bus, { ...row, state: 'paused' }));
+      const reason = { code: 'interrupted', message: 'the daemon restarted; resumes when the peer connects' };
+      if (row.direction === 'out' && row.path) {
+        const outbox = join(this.peerDir(port), 'outbox');
+        this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', undefined, row.path.startsWith(outbox + '/') ? () => void unlink(row.path!).catch(() => {}) : () => {});
+        record.setState('paused', reason);
+      } else if (row.direction === 'in' && ledger?.tempPath && ledger.chunkSize > 0) {
+        const offer: OfferMessage = { type: 'offer', id: row.wireId, name: row.name, size: row.size, mime: ledger.mime, chunkSize: ledger.chunkSize };
+        this.#addReceiver(port, row.remoteId, record, offer, attached, null, ledger);
+        record.setState('paused', reason);
+      } else {
+        record.setState('failed', { code: 'interrupted', message: 'the daemon stopped before the transfer could be resumed' });
+      }
+    }
   }
 
   detach(port: number): void {
     this.#peers.delete(port);
     const reason = { code: 'peer_removed', message: `peer ${port} was removed` };
-    for (const s of this.#senders.values()) if (s.record.row.peerPort === port) s.stop(reason, 'canceled');
+    for (const s of this.#senders.values()) if (s.record.row.peerPort === port) s.halt(reason, 'canceled');
     for (const r of this.#receivers.values()) if (r.record.row.peerPort === port) r.fail(reason, false, 'canceled');
   }
 
@@ -118,21 +137,70 @@ export class TransferService {
             this.#bus,
           ),
         );
-        let gate = this.#gates.get(conn);
-        if (!gate) this.#gates.set(conn, (gate = new WriteGate()));
-        const sender = new Sender(record, conn, gate, file.path, file.mime, file.sha256);
-        this.#senders.set(wireId, sender);
-        void sender
-          .run()
-          .catch((err: NodeJS.ErrnoException) => sender.stop({ code: 'read_failed', message: `cannot read ${file.name}: ${err.code ?? err.message}` }, 'failed'))
-          .finally(() => {
-            this.#senders.delete(wireId);
-            release();
-          });
+        this.#store.saveLedger(record.row.id, { chunkSize: 0, verified: 0, chunkHashes: null, tempPath: null, mime: file.mime });
+        this.#run(this.#addSender(record, file.path, file.mime, file.sha256, release), conn);
         views.push(record.view());
       }
     }
     return views;
+  }
+
+  #addSender(record: TransferRecord, path: string, mime: string, sha256: string | undefined, onFinal: () => void): Sender {
+    const sender = new Sender(record, path, mime, sha256);
+    this.#senders.set(record.row.wireId, sender);
+    record.onFinal = () => {
+      this.#senders.delete(record.row.wireId);
+      onFinal();
+    };
+    return sender;
+  }
+
+  /** Starts an attempt on `conn` once any previous attempt has finished unwinding. */
+  #run(sender: Sender, conn: PeerConnection): void {
+    let gate = this.#gates.get(conn);
+    if (!gate) this.#gates.set(conn, (gate = new WriteGate()));
+    const name = sender.record.row.name;
+    void sender
+      .whenIdle()
+      .then(() => sender.run(conn, gate))
+      .catch((err: NodeJS.ErrnoException) => sender.halt({ code: 'read_failed', message: `cannot read ${name}: ${err.code ?? err.message}` }, 'failed'));
+  }
+
+  /** A connection to a peer opened: paused transfers to it (not paused by the user) go on. */
+  #resumeSenders(port: number, conn: PeerConnection): void {
+    for (const s of this.#senders.values()) {
+      const r = s.record;
+      if (r.row.peerPort === port && r.row.remoteId === conn.remoteId && r.state === 'paused' && r.row.errorCode !== 'paused_by_user') {
+        this.#run(s, conn);
+      }
+    }
+  }
+
+  pause(id: string): TransferView {
+    const sender = this.#senderOf(id);
+    if (!sender.record.final && sender.record.state !== 'paused') {
+      sender.stopByUser({ code: 'paused_by_user', message: 'paused by the user' }, 'paused');
+    }
+    return sender.record.view();
+  }
+
+  resume(id: string): TransferView {
+    const sender = this.#senderOf(id);
+    const r = sender.record;
+    if (r.state === 'paused') {
+      const conn = this.#peers.get(r.row.peerPort)?.peer.connection(r.row.remoteId);
+      if (!conn) throw new ApiError('not_connected', 'the receiving peer is not connected; the transfer resumes when it is');
+      this.#run(sender, conn);
+    }
+    return r.view();
+  }
+
+  #senderOf(id: string): Sender {
+    const record = this.#record(id);
+    if (record.row.direction !== 'out') throw new ApiError('wrong_side', 'pause and resume a transfer on the sending peer');
+    const sender = this.#senders.get(record.row.wireId);
+    if (!sender) throw new ApiError('transfer_not_found', `transfer ${printable(id)} has ended`);
+    return sender;
   }
 
   list(filter: { peer?: number; state?: TransferState } = {}): TransferView[] {
@@ -148,7 +216,7 @@ export class TransferService {
   cancel(id: string): TransferView {
     const record = this.#record(id);
     const reason = { code: 'canceled_by_user', message: 'the transfer was canceled by the user' };
-    for (const s of this.#senders.values()) if (s.record === record) s.cancel(reason);
+    for (const s of this.#senders.values()) if (s.record === record) s.stopByUser(reason, 'canceled');
     for (const r of this.#receivers.values()) if (r.record === record) r.fail(reason, true, 'canceled');
     return record.view();
   }
@@ -193,7 +261,7 @@ export class TransferService {
   #route(port: number, conn: PeerConnection, msg: TransferMessage): void {
     const remoteId = conn.remoteId!;
     const sender = this.#senders.get(msg.id);
-    if (sender && sender.connection === conn && ['accept', 'reject', 'credit', 'result', 'cancel'].includes(msg.type)) {
+    if (sender && sender.connection === conn && sender.record.row.remoteId === remoteId && ['accept', 'reject', 'credit', 'result', 'cancel'].includes(msg.type)) {
       sender.onMessage(msg);
       return;
     }
@@ -208,7 +276,11 @@ export class TransferService {
     if (!receiver) return; // late frames of a transfer that already ended
     if (msg.type === 'data') receiver.onData(msg);
     else if (msg.type === 'end') receiver.onEnd(msg);
-    else if (msg.type === 'cancel') receiver.fail({ code: msg.code, message: msg.message }, false);
+    else if (msg.type === 'cancel') {
+      // A pause keeps the verified chunks for later; anything else ends the transfer.
+      if (msg.code === 'paused_by_user') receiver.pause({ code: msg.code, message: msg.message });
+      else receiver.fail({ code: msg.code, message: msg.message }, false);
+    }
   }
 
   async #onOffer(port: number, conn: PeerConnection, key: string, offer: OfferMessage): Promise<void> {
@@ -216,7 +288,14 @@ export class TransferService {
     const reject = (reason: Reason): void => {
       conn.send({ type: 'reject', id: offer.id, ...reason });
     };
-    if (this.#receivers.has(key)) return reject({ code: 'duplicate_transfer', message: 'this transfer id is already in progress' });
+    const known = this.#receivers.get(key);
+    if (known) {
+      // The same transfer offered again (after a cut, a pause or a restart): resume it.
+      if (known.record.state !== 'paused' || !known.matches(offer)) {
+        return reject({ code: 'duplicate_transfer', message: 'this transfer id is already in progress' });
+      }
+      return known.start(conn);
+    }
     const safe = safeName(offer.name);
     if (!safe.ok) return reject({ code: safe.code, message: safe.message });
     const space = await statfs(attached.partialDir);
@@ -231,27 +310,33 @@ export class TransferService {
         this.#bus,
       ),
     );
-    const receiver = new Receiver(record, conn, offer, attached, (name) =>
-      this.#store.insertFile({
-        peerPort: port,
-        name,
-        size: offer.size,
-        sha256: record.row.sha256!,
-        fromId: conn.remoteId!,
-        transferId: record.row.id,
-        receivedAt: new Date().toISOString(),
-      }),
-    );
+    await this.#addReceiver(port, conn.remoteId!, record, offer, attached, conn, null).start(conn);
+  }
+
+  #addReceiver(port: number, remoteId: string, record: TransferRecord, offer: OfferMessage, attached: Attached, conn: PeerConnection | null, ledger: Ledger | null): Receiver {
+    const key = `${port}:${remoteId}:${offer.id}`;
+    const receiver = new Receiver({
+      record,
+      // A restored receiver has no connection until the sender offers again.
+      conn: conn ?? (null as unknown as PeerConnection),
+      offer,
+      paths: attached,
+      store: this.#store,
+      ledger,
+      onStored: (name) =>
+        this.#store.insertFile({ peerPort: port, name, size: offer.size, sha256: record.row.sha256!, fromId: remoteId, transferId: record.row.id, receivedAt: new Date().toISOString() }),
+    });
     this.#receivers.set(key, receiver);
     // Drop the receiver from the routing table once it ends, whatever the outcome.
     record.onFinal = () => this.#receivers.delete(key);
-    await receiver.start();
+    return receiver;
   }
 
   #connectionLost(conn: PeerConnection, reason: Reason): void {
     const lost = { code: 'connection_lost', message: `the connection closed: ${reason.message} (${reason.code})` };
-    for (const s of this.#senders.values()) if (s.connection === conn) s.stop(lost, 'failed');
-    for (const r of this.#receivers.values()) if (r.connection === conn) r.fail(lost, false);
+    // Both ends keep what they have; the sender offers again when the peers reconnect.
+    for (const s of this.#senders.values()) if (s.connection === conn && s.running) s.halt(lost, 'paused');
+    for (const r of this.#receivers.values()) if (r.connection === conn) r.pause(lost);
   }
 }
 
