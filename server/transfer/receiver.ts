@@ -18,8 +18,9 @@ import type { TransferRecord } from './record.js';
 
 // How many bytes of chunks may be in flight towards one receiver (credit window).
 const WINDOW_BYTES = 16 * 1024 * 1024;
-// How often the durable prefix is recorded: a crash loses at most this much work.
+// How often the durable prefix is recorded (whichever comes first): a crash loses at most this much work.
 const LEDGER_EVERY_MS = 500;
+const LEDGER_EVERY_BYTES = 16 * 1024 * 1024;
 const MAX_NAME_ATTEMPTS = 10_000;
 const HASH_BYTES = 32;
 
@@ -50,6 +51,7 @@ export class Receiver {
   #fh: FileHandle | null = null;
   #writes: Promise<void> = Promise.resolve();
   #lastLedger = 0;
+  #sinceLedger = 0;
   #active = false;
   #finished = false;
 
@@ -134,7 +136,8 @@ export class Receiver {
           this.#whole = null; // out of file order (a repaired chunk): hash the file at the end instead
         }
         this.record.progress(this.#goodBytes());
-        if (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS) await this.#sync();
+        this.#sinceLedger += bytes.length;
+        if (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= LEDGER_EVERY_BYTES) await this.#sync();
         this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
       })
       .catch((err: NodeJS.ErrnoException) => this.#writeFailed(err));
@@ -214,6 +217,7 @@ export class Receiver {
 
   #saveLedger(): void {
     this.#lastLedger = Date.now();
+    this.#sinceLedger = 0;
     this.#store.saveLedger(this.record.row.id, {
       chunkSize: this.#offer.chunkSize,
       verified: this.#durable,

@@ -82,6 +82,8 @@ export class TransferService {
         record.setState('paused', reason);
       } else if (row.direction === 'in' && ledger?.tempPath && ledger.chunkSize > 0) {
         const offer: OfferMessage = { type: 'offer', id: row.wireId, name: row.name, size: row.size, mime: ledger.mime, chunkSize: ledger.chunkSize };
+        // What counts as done is what the ledger says is durable, not the last progress saved.
+        record.row.bytesDone = Math.min(row.size, ledger.verified * ledger.chunkSize);
         this.#addReceiver(port, row.remoteId, record, offer, attached, null, ledger);
         record.setState('paused', reason);
       } else {
