@@ -1,4 +1,5 @@
 import { ApiError } from './api/client';
+import type { Transfer } from './api/types';
 
 export interface ReadableError {
   title: string;
@@ -17,6 +18,11 @@ const TITLES: Record<string, string> = {
   self_connection: 'A peer cannot connect to itself',
   dial_failed: 'Could not connect',
   dial_timeout: 'Connection timed out',
+  invalid_target: 'Invalid target',
+  invalid_path: 'Invalid file',
+  not_connected: 'Not connected',
+  transfer_not_found: 'Transfer not found',
+  file_not_found: 'File not found',
   too_many_attempts: 'Too many attempts',
   unauthorized: 'Access token rejected',
   network: 'Daemon unreachable',
@@ -30,7 +36,22 @@ export function readableError(error: unknown): ReadableError {
   return { title: 'Something went wrong', detail: sentence(error instanceof Error ? error.message : String(error)) };
 }
 
-function sentence(text: string): string {
+/**
+ * Why a transfer ended without the file, in words for the side looking at it.
+ * The daemon's reason is written for the side that acted: "canceled by the
+ * user" reads wrong on the other peer, so that one is told apart here.
+ */
+export function transferProblem(transfer: Transfer): string | null {
+  const error = transfer.error;
+  if (!error || transfer.state === 'completed') return null;
+  if (error.code === 'canceled_by_user') {
+    if (transfer.state === 'canceled') return 'Canceled on this side.';
+    return transfer.direction === 'in' ? 'The sender canceled the transfer.' : 'The receiver canceled the transfer.';
+  }
+  return sentence(error.message || error.code);
+}
+
+export function sentence(text: string): string {
   const trimmed = text.trim();
   if (!trimmed) return '';
   const capital = trimmed[0]!.toUpperCase() + trimmed.slice(1);

@@ -1,5 +1,7 @@
 // Small display formatters shared by components, kept pure so they are trivial to reason about.
 
+import type { Connection } from './api/types';
+
 const BYTE_UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
 
 export function formatBytes(bytes: number): string {
@@ -42,6 +44,41 @@ export function formatTime(iso: string): string {
 /** host:port, with brackets for IPv6 literals so the port stays unambiguous. */
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** "48.2 MB/s"; a dash while unknown. */
+export function formatSpeed(bytesPerSecond: number | null): string {
+  if (bytesPerSecond === null || !Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) return '—';
+  return `${formatBytes(bytesPerSecond)}/s`;
+}
+
+/** A short duration: "45 s", "3 min 20 s", "2 h 5 min". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const minutes = Math.floor(s / 60);
+  if (minutes < 60) return s % 60 ? `${minutes} min ${s % 60} s` : `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+}
+
+/** Whole percent, never 100 before the end (a 99.6% transfer is not done). */
+export function percentOf(done: number, total: number): number {
+  if (total <= 0) return done > 0 ? 100 : 0;
+  const pct = Math.floor((done / total) * 100);
+  return Math.min(100, Math.max(0, pct));
+}
+
+/** The daemon's short form of a peer id: the first 8 hex digits, upper-case, in two groups. */
+export function shortId(id: string): string {
+  const head = id.slice(0, 8).toUpperCase();
+  return `${head.slice(0, 4)}-${head.slice(4, 8)}`;
+}
+
+/** "7001" for a peer of this daemon, "192.168.1.20:7000" for a remote one, the short id for a dial-only one. */
+export function connectionLabel(connection: Connection): string {
+  if (connection.port <= 0) return connection.shortId;
+  return connection.local ? String(connection.port) : formatAddress(connection.host, connection.port);
 }
 
 export function plural(count: number, one: string, many = `${one}s`): string {

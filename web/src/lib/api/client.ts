@@ -1,4 +1,4 @@
-import type { ApiErrorBody, Connection, DaemonInfo, Peer } from './types';
+import type { ApiErrorBody, Connection, DaemonInfo, Peer, ReceivedFile, Transfer } from './types';
 
 /** An error answer from the daemon (or a network failure, with code "network"). */
 export class ApiError extends Error {
@@ -24,7 +24,11 @@ function isErrorBody(value: unknown): value is { error: ApiErrorBody } {
   );
 }
 
-/** Typed REST client. REST accepts the token only as a header (see docs/API.md, Access). */
+/**
+ * Typed REST client. REST accepts the token only as a header (see docs/API.md,
+ * Access), with one exception: a received file's download URL takes it as a
+ * query parameter, so a plain link can save the file (see fileUrl).
+ */
 export class ApiClient {
   readonly #token: string;
 
@@ -62,18 +66,60 @@ export class ApiClient {
     await this.#request('DELETE', `/api/peers/${port}/connections/${encodeURIComponent(connectionId)}`);
   }
 
-  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Upload files from the browser and send each to every target (a peer id,
+   * host:port or port). The daemon answers once it has the bytes, with one
+   * transfer per file and target; progress then comes as events.
+   */
+  async sendFiles(port: number, targets: string[], files: File[], signal?: AbortSignal): Promise<Transfer[]> {
+    const form = new FormData();
+    // The daemon resolves the targets before it reads any file part, so they go first.
+    for (const target of targets) form.append('to', target);
+    for (const file of files) form.append('file', file, file.name);
+    const body = await this.#request<{ transfers: Transfer[] }>('POST', `/api/peers/${port}/transfers`, form, signal);
+    return body.transfers;
+  }
+
+  async listTransfers(port?: number): Promise<Transfer[]> {
+    const query = port === undefined ? '' : `?peer=${port}`;
+    const body = await this.#request<{ transfers: Transfer[] }>('GET', `/api/transfers${query}`);
+    return body.transfers;
+  }
+
+  cancelTransfer(id: string): Promise<Transfer> {
+    return this.#request('POST', `/api/transfers/${encodeURIComponent(id)}/cancel`);
+  }
+
+  async listFiles(port: number): Promise<ReceivedFile[]> {
+    const body = await this.#request<{ files: ReceivedFile[] }>('GET', `/api/peers/${port}/files`);
+    return body.files;
+  }
+
+  async deleteFile(port: number, name: string): Promise<void> {
+    await this.#request('DELETE', `/api/peers/${port}/files/${encodeURIComponent(name)}`);
+  }
+
+  /** A link that downloads a received file (the one route that takes the token in the URL). */
+  fileUrl(port: number, name: string): string {
+    return `/api/peers/${port}/files/${encodeURIComponent(name)}?token=${encodeURIComponent(this.#token)}`;
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { Authorization: `Bearer ${this.#token}` };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const form = body instanceof FormData;
+    // FormData sets its own multipart Content-Type, boundary included.
+    if (body !== undefined && !form) headers['Content-Type'] = 'application/json';
     let response: Response;
     try {
       response = await fetch(path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : form ? body : JSON.stringify(body),
         cache: 'no-store',
+        signal,
       });
-    } catch {
+    } catch (error) {
+      if (signal?.aborted) throw error;
       throw new ApiError(0, { code: 'network', message: 'The daemon is not reachable. Is it still running?' });
     }
     if (response.status === 204) return undefined as T;

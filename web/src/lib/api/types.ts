@@ -43,6 +43,53 @@ export interface DaemonInfo {
   peerHost: string;
 }
 
+export type TransferDirection = 'in' | 'out';
+
+export type TransferState =
+  | 'queued'
+  | 'offered'
+  | 'transferring'
+  | 'paused'
+  | 'completed'
+  | 'failed'
+  | 'rejected'
+  | 'canceled';
+
+/** One file going one way between two peers. A transfer inside this daemon has two: one per side. */
+export interface Transfer {
+  id: string;
+  direction: TransferDirection;
+  /** The local peer (port) this record belongs to. */
+  peer: number;
+  /** Sender's and receiver's peer ids. */
+  from: string;
+  to: string;
+  name: string;
+  size: number;
+  bytesDone: number;
+  state: TransferState;
+  /** Bytes per second while data moves; null before and after. */
+  speed: number | null;
+  /** Seconds left at that speed, when known. */
+  eta: number | null;
+  sha256: string | null;
+  /** For incoming transfers: the name the file got in the peer's inbox. */
+  savedAs: string | null;
+  error: ApiErrorBody | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A file a peer has received, in its inbox. */
+export interface ReceivedFile {
+  name: string;
+  size: number;
+  sha256: string;
+  /** Sender's peer id. */
+  from: string;
+  receivedAt: string;
+}
+
 interface EventBase<T extends string, D> {
   seq: number;
   type: T;
@@ -56,7 +103,16 @@ export type DaemonEvent =
   | EventBase<'peer.removed', { port: number; id: string }>
   | EventBase<'connection.opened', { port: number; connection: Connection }>
   | EventBase<'connection.updated', { port: number; connection: Connection }>
-  | EventBase<'connection.closed', { port: number; connection: Connection; reason: ApiErrorBody }>;
+  | EventBase<'connection.closed', { port: number; connection: Connection; reason: ApiErrorBody }>
+  | EventBase<TransferEventType, { transfer: Transfer }>;
+
+export type TransferEventType =
+  | 'transfer.started'
+  | 'transfer.progress'
+  | 'transfer.completed'
+  | 'transfer.failed'
+  | 'transfer.rejected'
+  | 'transfer.canceled';
 
 export type StreamMessage =
   | { type: 'stream.hello'; bootId: string; lastSeq: number }

@@ -1,12 +1,15 @@
 import { ApiClient, ApiError } from '../api/client';
 import { EventSocket, type SocketStatus } from '../api/event-socket';
-import type { Connection, DaemonEvent, StreamMessage } from '../api/types';
+import type { Connection, DaemonEvent, StreamMessage, Transfer } from '../api/types';
+import { readableError, transferProblem } from '../errors';
 import { PeersState } from './peers.svelte';
+import { TransfersState } from './transfers.svelte';
 
 export type LinkStatus = 'connecting' | 'live' | 'reconnecting';
 
 /**
- * Glue between the event socket, the REST client and PeersState, plus the
+ * Glue between the event socket, the REST client and the state classes
+ * (PeersState, TransfersState), plus the
  * user's actions (which update state from the REST answer at once instead of
  * waiting for the matching event; both paths are idempotent).
  *
@@ -18,6 +21,7 @@ export type LinkStatus = 'connecting' | 'live' | 'reconnecting';
 export class Dashboard {
   readonly api: ApiClient;
   readonly peers = new PeersState();
+  readonly transfers = new TransfersState();
 
   link = $state<LinkStatus>('connecting');
   /** Epoch ms of the next reconnect attempt while `link` is reconnecting. */
@@ -34,6 +38,9 @@ export class Dashboard {
   #buffer: DaemonEvent[] | null = null;
   #generation = 0;
   #synced = false;
+  #uploadSeq = 0;
+  /** Latest received-files request per port; an older answer never overwrites a newer one. */
+  readonly #filesRequest = new Map<number, number>();
 
   constructor(token: string) {
     this.api = new ApiClient(token);
@@ -84,6 +91,7 @@ export class Dashboard {
       if (!(error instanceof ApiError && error.code === 'peer_not_found')) throw error;
     }
     this.peers.removePeer(port);
+    this.transfers.removePeer(port);
   }
 
   async connect(port: number, host: string, remotePort: number): Promise<void> {
@@ -112,6 +120,73 @@ export class Dashboard {
     this.peers.removeConnection(port, connectionId);
   }
 
+  /**
+   * Upload files to the daemon and send them to one connection. The upload is
+   * shown as its own row until the daemon answers with the transfer records,
+   * which then carry on with progress from events.
+   */
+  async sendFiles(port: number, target: string, files: File[]): Promise<void> {
+    if (files.length === 0) return;
+    const key = `upload-${++this.#uploadSeq}`;
+    const controller = new AbortController();
+    this.transfers.addUpload({
+      key,
+      port,
+      target,
+      files: files.map((f) => ({ name: f.name, size: f.size })),
+      size: files.reduce((sum, f) => sum + f.size, 0),
+      startedAt: new Date().toISOString(),
+      error: null,
+      controller,
+    });
+    try {
+      const created = await this.api.sendFiles(port, [target], files, controller.signal);
+      for (const transfer of created) this.transfers.upsert(transfer);
+      this.transfers.removeUpload(key);
+    } catch (error) {
+      if (controller.signal.aborted) this.transfers.removeUpload(key);
+      else this.transfers.failUpload(key, readableError(error));
+    }
+  }
+
+  cancelUpload(key: string): void {
+    const upload = this.transfers.uploads.find((u) => u.key === key);
+    upload?.controller.abort();
+    this.transfers.removeUpload(key);
+  }
+
+  async cancelTransfer(id: string): Promise<void> {
+    this.transfers.upsert(await this.api.cancelTransfer(id));
+  }
+
+  /** (Re)load one peer's received files. */
+  async refreshFiles(port: number): Promise<void> {
+    const request = (this.#filesRequest.get(port) ?? 0) + 1;
+    this.#filesRequest.set(port, request);
+    try {
+      const files = await this.api.listFiles(port);
+      if (this.#filesRequest.get(port) === request) this.transfers.setFiles(port, files);
+    } catch (error) {
+      if (this.#filesRequest.get(port) !== request) return;
+      // A removed peer has no files to show; its removal clears the rest.
+      if (error instanceof ApiError && error.code === 'peer_not_found') return;
+      this.transfers.setFilesError(port, readableError(error));
+    }
+  }
+
+  async deleteFile(port: number, name: string): Promise<void> {
+    try {
+      await this.api.deleteFile(port, name);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === 'file_not_found')) throw error;
+    }
+    this.transfers.removeFile(port, name);
+  }
+
+  fileUrl(port: number, name: string): string {
+    return this.api.fileUrl(port, name);
+  }
+
   #onStream(message: StreamMessage, resume: boolean): void {
     switch (message.type) {
       case 'stream.hello': {
@@ -131,7 +206,49 @@ export class Dashboard {
 
   #onEvent(event: DaemonEvent): void {
     if (this.#buffer) this.#buffer.push(event);
-    else this.peers.apply(event);
+    else this.#apply(event);
+  }
+
+  #apply(event: DaemonEvent): void {
+    this.peers.apply(event);
+    this.transfers.apply(event);
+    switch (event.type) {
+      case 'transfer.completed':
+      case 'transfer.failed':
+      case 'transfer.rejected':
+      case 'transfer.canceled':
+        this.#transferEnded(event.data.transfer);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #transferEnded(transfer: Transfer): void {
+    const port = transfer.peer;
+    const shown = port === this.peers.selectedPort;
+    if (shown) this.transfers.announcement = this.#outcome(transfer);
+    // The byte counters on screen are polled; show what the transfer moved now, not in a few seconds.
+    if (shown && this.link === 'live') void this.refreshStats(port).catch(() => {});
+    if (transfer.state === 'completed' && transfer.direction === 'in') {
+      // A new file in that peer's inbox: reload the list on screen, or let the next look load it.
+      if (shown) void this.refreshFiles(port);
+      else this.transfers.forgetFiles(port);
+    }
+  }
+
+  #outcome(transfer: Transfer): string {
+    const out = transfer.direction === 'out';
+    const remote = this.peers.remoteLabel(transfer.peer, out ? transfer.to : transfer.from);
+    const what = `${transfer.name} ${out ? 'to' : 'from'} ${remote}`;
+    switch (transfer.state) {
+      case 'completed':
+        return `${out ? 'Sent' : 'Received'} ${what}.`;
+      case 'canceled':
+        return `Canceled ${out ? 'sending' : 'receiving'} ${what}.`;
+      default:
+        return `${out ? 'Sending' : 'Receiving'} ${what} ${transfer.state === 'rejected' ? 'was rejected' : 'failed'}: ${transferProblem(transfer) ?? ''}`.trim();
+    }
   }
 
   /** Reload all state by REST while buffering events, then apply the buffer. */
@@ -140,7 +257,7 @@ export class Dashboard {
     this.#buffer ??= [];
     this.#synced = false;
     try {
-      const peers = await this.api.listPeers();
+      const [peers, transfers] = await Promise.all([this.api.listPeers(), this.api.listTransfers()]);
       const lists = await Promise.all(
         peers.map(async (peer): Promise<[number, Connection[]]> => {
           try {
@@ -154,9 +271,12 @@ export class Dashboard {
       );
       if (generation !== this.#generation) return; // A newer resync superseded this one.
       this.peers.replaceAll(peers, Object.fromEntries(lists));
+      this.transfers.replaceAll(transfers);
+      // Received files are loaded per peer when shown; whatever is cached may be out of date now.
+      this.transfers.forgetFiles();
       const buffered = this.#buffer ?? [];
       this.#buffer = null;
-      for (const event of buffered) this.peers.apply(event);
+      for (const event of buffered) this.#apply(event);
       this.#synced = true;
       this.syncError = null;
       this.loading = false;

@@ -1,4 +1,5 @@
 import type { Connection, DaemonEvent, Peer } from '../api/types';
+import { connectionLabel, shortId } from '../format';
 
 const SELECTED_KEY = 'meshdrop.selectedPort';
 
@@ -37,6 +38,19 @@ export class PeersState {
   /** Live count from the connection list; the Peer field is only a snapshot. */
   connectionCount(port: number): number {
     return this.connections[port]?.length ?? this.peers.find((p) => p.port === port)?.connections ?? 0;
+  }
+
+  /**
+   * How to name a remote peer (by id) to the user of local peer `port`: its
+   * port when it is a peer of this daemon, its address when it is a remote
+   * connection, else its short id (a peer that has gone away, say).
+   */
+  remoteLabel(port: number, id: string): string {
+    const connection = this.connections[port]?.find((c) => c.id === id);
+    if (connection && connection.port > 0) return connectionLabel(connection);
+    const local = this.peers.find((p) => p.id === id);
+    if (local) return String(local.port);
+    return connection?.shortId ?? shortId(id);
   }
 
   select(port: number | null): void {
