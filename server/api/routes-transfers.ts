@@ -188,6 +188,10 @@ async function receiveUpload(req: FastifyRequest, port: number, transfers: Trans
     if (!targets) throw new ApiError('bad_request', names.length ? 'no "file" part in the upload' : 'no "to" field and no "file" part');
     return { targets, files };
   } catch (err) {
+    // Let the rest of the body drain at full speed (nobody reads the parser any more, so it
+    // would otherwise stall until the request timeout), so the refusal is answered now.
+    req.raw.unpipe();
+    req.raw.resume();
     await Promise.all(files.map((f) => unlink(f.path).catch(() => {})));
     throw err;
   }

@@ -281,7 +281,7 @@ export class TransferService {
     else if (msg.type === 'cancel') {
       // A pause keeps the verified chunks for later; anything else ends the transfer.
       if (msg.code === 'paused_by_user') receiver.pause({ code: msg.code, message: msg.message });
-      else receiver.fail({ code: msg.code, message: msg.message }, false);
+      else receiver.fail({ code: msg.code, message: msg.message }, false, msg.code === 'canceled_by_user' ? 'canceled' : 'failed');
     }
   }
 
