@@ -21,6 +21,7 @@ export const API_ERRORS = {
   self_connection: 409,
   not_connected: 409,
   wrong_side: 409,
+  not_offered: 409,
   too_many_attempts: 429,
   internal: 500,
   dial_failed: 502,

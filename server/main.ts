@@ -11,7 +11,7 @@ import { isLoopbackAddress, loadOrCreateToken } from './api/auth.js';
 import { EventBus } from './events/bus.js';
 import { DEFAULT_TIMINGS, Mesh, type MeshTimings } from './mesh/mesh.js';
 import { Store } from './store/db.js';
-import { TransferService } from './transfer/service.js';
+import { DEFAULT_OFFER_TIMEOUT_MS, TransferService } from './transfer/service.js';
 
 const DEFAULT_PORT = 4300;
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -47,6 +47,8 @@ Tuning (milliseconds; defaults suit real networks, tests use small values):
   --heartbeat-timeout-ms N   declare a silent connection dead after N (default ${DEFAULT_TIMINGS.heartbeatTimeoutMs})
   --retry-min-ms N           first redial delay (default ${DEFAULT_TIMINGS.retryMinMs})
   --retry-max-ms N           largest redial delay (default ${DEFAULT_TIMINGS.retryMaxMs})
+  --offer-timeout-ms N       decline a file offer from another daemon nobody answered
+                             within N (default ${DEFAULT_OFFER_TIMEOUT_MS})
 `;
 
 function defaultDataDir(): string {
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
         'heartbeat-timeout-ms': { type: 'string' },
         'retry-min-ms': { type: 'string' },
         'retry-max-ms': { type: 'string' },
+        'offer-timeout-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -126,7 +129,13 @@ async function main(): Promise<void> {
   const store = new Store(dataDir);
   const bus = new EventBus();
   let apiPort = 0;
-  const transfers = new TransferService({ store, bus, dataDir });
+  const transfers: TransferService = new TransferService({
+    store,
+    bus,
+    dataDir,
+    offerTimeoutMs: intFlag('offer-timeout-ms', values['offer-timeout-ms'], 1, 7 * 24 * 3_600_000),
+    isLocal: (id: string): boolean => mesh.isLocalId(id),
+  });
   const mesh = new Mesh({ store, bus, peerHost, timings, reservedPorts: () => [apiPort], transfers });
   const app = await buildApp({
     mesh,

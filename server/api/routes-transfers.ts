@@ -97,6 +97,33 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
     schema: { params: Type.Object({ id: Type.String() }), response: { 200: TransferSchema, ...errors(404, ...AUTH) } },
   }, async (req) => transfers.cancel(req.params.id));
 
+  api.post('/api/transfers/:id/accept', {
+    schema: { params: Type.Object({ id: Type.String() }), response: { 200: TransferSchema, ...errors(404, 409, ...AUTH) } },
+  }, async (req) => transfers.accept(req.params.id));
+
+  api.post('/api/transfers/:id/reject', {
+    schema: { params: Type.Object({ id: Type.String() }), response: { 200: TransferSchema, ...errors(404, 409, ...AUTH) } },
+  }, async (req) => transfers.reject(req.params.id));
+
+  const TrustParams = Type.Object({ port: Type.String(), id: Type.String({ pattern: '^[0-9a-f]{64}$' }) });
+  api.get('/api/peers/:port/trusted', {
+    schema: { params: Type.Object({ port: Type.String() }), response: { 200: Type.Object({ trusted: Type.Array(Type.String()) }), ...errors(400, 404, ...AUTH) } },
+  }, async (req) => ({ trusted: transfers.trusted(portParam(req.params.port)) }));
+
+  api.put('/api/peers/:port/trusted/:id', {
+    schema: { params: TrustParams, response: { 204: Type.Null(), ...errors(400, 404, ...AUTH) } },
+  }, async (req, reply) => {
+    transfers.trust(portParam(req.params.port), req.params.id);
+    return reply.code(204).send(null);
+  });
+
+  api.delete('/api/peers/:port/trusted/:id', {
+    schema: { params: TrustParams, response: { 204: Type.Null(), ...errors(400, 404, ...AUTH) } },
+  }, async (req, reply) => {
+    transfers.untrust(portParam(req.params.port), req.params.id);
+    return reply.code(204).send(null);
+  });
+
   api.post('/api/transfers/:id/pause', {
     schema: { params: Type.Object({ id: Type.String() }), response: { 200: TransferSchema, ...errors(404, 409, ...AUTH) } },
   }, async (req) => transfers.pause(req.params.id));

@@ -16,6 +16,8 @@ export interface EventMap {
   'connection.opened': { port: number; connection: ConnectionView };
   'connection.updated': { port: number; connection: ConnectionView };
   'connection.closed': { port: number; connection: ConnectionView; reason: Reason };
+  /** An offer was sent, or (direction "in") one waits for the user's accept or reject. */
+  'transfer.offered': { transfer: TransferView };
   'transfer.started': { transfer: TransferView };
   /** At most a few per second per transfer. */
   'transfer.progress': { transfer: TransferView };

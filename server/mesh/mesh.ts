@@ -180,6 +180,11 @@ export class Mesh {
     return hosted;
   }
 
+  /** True when `id` is a peer of this daemon. */
+  isLocalId(id: string): boolean {
+    return this.#isLocal(id);
+  }
+
   #isLocal(id: string | null): boolean {
     if (!id) return false;
     for (const h of this.#hosted.values()) if (h.row.id === id) return true;

@@ -60,6 +60,13 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE transfers ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE transfers ADD COLUMN chunk_hashes BLOB;
    ALTER TABLE transfers ADD COLUMN temp_path TEXT;`,
+  // Remote peers whose offers a local peer accepts without asking.
+  `CREATE TABLE trusted (
+     peer_port INTEGER NOT NULL REFERENCES peers(port) ON DELETE CASCADE,
+     remote_id TEXT NOT NULL,
+     added_at TEXT NOT NULL,
+     PRIMARY KEY (peer_port, remote_id)
+   );`,
 ];
 
 export interface PeerRow {
@@ -232,6 +239,22 @@ export class Store {
 
   deleteFile(peerPort: number, name: string): boolean {
     return this.#db.prepare('DELETE FROM files WHERE peer_port = ? AND name = ?').run(peerPort, name).changes > 0;
+  }
+
+  trust(peerPort: number, remoteId: string): void {
+    this.#db.prepare('INSERT OR IGNORE INTO trusted (peer_port, remote_id, added_at) VALUES (?, ?, ?)').run(peerPort, remoteId, new Date().toISOString());
+  }
+
+  untrust(peerPort: number, remoteId: string): boolean {
+    return this.#db.prepare('DELETE FROM trusted WHERE peer_port = ? AND remote_id = ?').run(peerPort, remoteId).changes > 0;
+  }
+
+  trusted(peerPort: number): string[] {
+    return (this.#db.prepare('SELECT remote_id AS id FROM trusted WHERE peer_port = ? ORDER BY added_at').all(peerPort) as Array<{ id: string }>).map((r) => r.id);
+  }
+
+  isTrusted(peerPort: number, remoteId: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM trusted WHERE peer_port = ? AND remote_id = ?').get(peerPort, remoteId) !== undefined;
   }
 
   close(): void {

@@ -12,7 +12,8 @@ const PROGRESS_EVENT_MS = 250;
 // Persist progress now and then, not per chunk: the ledger is for listing and resume.
 const PROGRESS_SAVE_MS = 1000;
 
-const STATE_EVENTS: Partial<Record<TransferState, 'transfer.started' | 'transfer.paused' | 'transfer.completed' | 'transfer.failed' | 'transfer.rejected' | 'transfer.canceled'>> = {
+const STATE_EVENTS: Partial<Record<TransferState, 'transfer.offered' | 'transfer.started' | 'transfer.paused' | 'transfer.completed' | 'transfer.failed' | 'transfer.rejected' | 'transfer.canceled'>> = {
+  offered: 'transfer.offered',
   transferring: 'transfer.started',
   paused: 'transfer.paused',
   completed: 'transfer.completed',

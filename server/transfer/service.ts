@@ -29,6 +29,16 @@ export interface OutgoingFile {
   sha256?: string;
 }
 
+/** How long an offer from another daemon waits for the user before it is declined. */
+export const DEFAULT_OFFER_TIMEOUT_MS = 10 * 60 * 1000;
+
+interface Pending {
+  record: TransferRecord;
+  conn: PeerConnection;
+  offer: OfferMessage;
+  timer: NodeJS.Timeout;
+}
+
 interface Attached {
   peer: Peer;
   inboxDir: string;
@@ -45,10 +55,17 @@ export class TransferService {
   readonly #receivers = new Map<string, Receiver>(); // by `${port}:${remoteId}:${wireId}`
   readonly #gates = new WeakMap<PeerConnection, WriteGate>();
 
-  constructor(opts: { store: Store; bus: EventBus; dataDir: string }) {
+  readonly #offerTimeoutMs: number;
+  readonly #isLocal: (id: string) => boolean;
+  /** Offers from other daemons waiting for the user, by receiver key. */
+  readonly #pending = new Map<string, Pending>();
+
+  constructor(opts: { store: Store; bus: EventBus; dataDir: string; offerTimeoutMs?: number; isLocal?: (id: string) => boolean }) {
     this.#store = opts.store;
     this.#bus = opts.bus;
     this.#dataDir = opts.dataDir;
+    this.#offerTimeoutMs = opts.offerTimeoutMs ?? DEFAULT_OFFER_TIMEOUT_MS;
+    this.#isLocal = opts.isLocal ?? (() => false);
   }
 
   peerDir(port: number): string {
@@ -290,6 +307,12 @@ export class TransferService {
     const reject = (reason: Reason): void => {
       conn.send({ type: 'reject', id: offer.id, ...reason });
     };
+    const waiting = this.#pending.get(key);
+    if (waiting) {
+      // Offered again (the link came back) while still waiting for the user.
+      waiting.conn = conn;
+      return;
+    }
     const known = this.#receivers.get(key);
     if (known) {
       // The same transfer offered again (after a cut, a pause or a restart): resume it.
@@ -312,7 +335,67 @@ export class TransferService {
         this.#bus,
       ),
     );
+    if (!this.#isLocal(conn.remoteId!) && !this.#store.isTrusted(port, conn.remoteId!)) {
+      // From another daemon, and not trusted: the user decides (transfer.offered).
+      const timer = setTimeout(() => this.#decline(key, { code: 'offer_expired', message: `nobody accepted the offer within ${Math.round(this.#offerTimeoutMs / 1000)} s` }), this.#offerTimeoutMs);
+      timer.unref();
+      this.#pending.set(key, { record, conn, offer, timer });
+      record.setState('offered');
+      return;
+    }
     await this.#addReceiver(port, conn.remoteId!, record, offer, attached, conn, null).start(conn);
+  }
+
+  /** The user accepts an offer that was waiting (transfer.offered). */
+  async accept(id: string): Promise<TransferView> {
+    const [key, p] = this.#pendingOf(id);
+    clearTimeout(p.timer);
+    this.#pending.delete(key);
+    if (p.conn.state !== 'open') {
+      // The sender offers again when it reconnects; accept it then without asking.
+      p.record.setState('failed', { code: 'connection_lost', message: 'the sender went away before the offer was accepted' });
+      return p.record.view();
+    }
+    const port = p.record.row.peerPort;
+    await this.#addReceiver(port, p.record.row.remoteId, p.record, p.offer, this.#attached(port), p.conn, null).start(p.conn);
+    return p.record.view();
+  }
+
+  /** The user declines an offer that was waiting. */
+  reject(id: string): TransferView {
+    const [key, p] = this.#pendingOf(id);
+    this.#decline(key, { code: 'rejected_by_user', message: 'the receiver declined the file' });
+    return p.record.view();
+  }
+
+  #decline(key: string, reason: Reason): void {
+    const p = this.#pending.get(key);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.#pending.delete(key);
+    p.conn.send({ type: 'reject', id: p.offer.id, ...reason });
+    p.record.setState('rejected', reason);
+  }
+
+  #pendingOf(id: string): [string, Pending] {
+    const record = this.#record(id);
+    for (const entry of this.#pending) if (entry[1].record === record) return entry;
+    throw new ApiError('not_offered', `transfer ${printable(id)} is not an offer waiting for an answer`);
+  }
+
+  trust(port: number, remoteId: string): void {
+    this.#attached(port);
+    this.#store.trust(port, remoteId);
+  }
+
+  untrust(port: number, remoteId: string): void {
+    this.#attached(port);
+    if (!this.#store.untrust(port, remoteId)) throw new ApiError('not_found', `peer ${port} does not trust ${printable(remoteId)}`);
+  }
+
+  trusted(port: number): string[] {
+    this.#attached(port);
+    return this.#store.trusted(port);
   }
 
   #addReceiver(port: number, remoteId: string, record: TransferRecord, offer: OfferMessage, attached: Attached, conn: PeerConnection | null, ledger: Ledger | null): Receiver {

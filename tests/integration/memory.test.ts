@@ -33,8 +33,10 @@ describe.skipIf(process.platform !== 'linux')('memory', () => {
     const [a, b] = [await spawnDaemon(dirA.path, [], { compiled: true }), await spawnDaemon(dirB.path, [], { compiled: true })];
     daemons.push(a, b);
     const [pa, pb] = await freePorts(2);
-    await a.client.addPeer(pa!);
+    const peerA = await a.client.addPeer(pa!);
     const peerB = await b.client.addPeer(pb!);
+    // Another daemon's offers wait for the user unless the sender is trusted.
+    expect((await b.client.request('PUT', `/api/peers/${pb}/trusted/${peerA.id}`)).status).toBe(204);
     expect((await a.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pb })).status).toBe(201);
     // A sparse 1 GiB file: every byte is still read, hashed, encrypted, sent and written.
     const path = join(dirA.path, 'one-gib.bin');

@@ -56,8 +56,10 @@ async function setup() {
   const [pa, pb] = await freePorts(2);
   const a = await daemon(dirA);
   const b = await daemon(dirB);
-  await a.client.addPeer(pa!);
+  const peerA = await a.client.addPeer(pa!);
   const peerB = await b.client.addPeer(pb!);
+  // Another daemon's offers wait for the user unless the sender is trusted.
+  expect((await b.client.request('PUT', `/api/peers/${pb}/trusted/${peerA.id}`)).status).toBe(204);
   expect((await a.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pb })).status).toBe(201);
   const src = join(dirA, 'payload.bin');
   const sum = randomFile(src);

@@ -326,6 +326,77 @@ describe('stopping early', () => {
   });
 });
 
+describe('offers from another daemon', () => {
+  let other: InProcessDaemon;
+  let x: { port: number; id: string };
+
+  beforeAll(async () => {
+    other = await startInProcess({ offerTimeoutMs: 1_500, timings: { heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 30_000 } });
+    const [port] = await freePorts(1);
+    x = await other.client.addPeer(port!);
+    expect((await d.client.post(`/api/peers/${a.port}/connections`, { host: '127.0.0.1', port: x.port })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await other.close();
+  });
+
+  async function offerTo(name: string) {
+    const src = makeFile(name, 200_000);
+    const res = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [x.id], paths: [src.path] });
+    expect(res.status).toBe(202);
+    return { src, out: res.body.transfers[0] };
+  }
+
+  async function incoming(name: string, state: string): Promise<any> {
+    return waitFor(`${name} to be ${state} on the other daemon`, async () =>
+      (await other.client.get(`/api/transfers?peer=${x.port}`)).body.transfers.find((t: any) => t.name === name && t.state === state),
+    );
+  }
+
+  it('wait for the user, who can accept', async () => {
+    const ev = other.client.events();
+    await ev.opened;
+    const { src, out } = await offerTo('ask-me.bin');
+    const offered = await ev.waitFor('transfer.offered', (m) => m.type === 'transfer.offered' && m.data.transfer.name === 'ask-me.bin');
+    expect(offered.data.transfer).toMatchObject({ direction: 'in', state: 'offered', from: a.id, to: x.id, size: 200_000 });
+    expect((await d.client.get(`/api/transfers/${out.id}`)).body.state).toBe('offered');
+    const accepted = await other.client.post(`/api/transfers/${offered.data.transfer.id}/accept`, {});
+    expect(accepted.status).toBe(200);
+    expect((await finished(out.id)).state).toBe('completed');
+    expect((await other.client.get(`/api/peers/${x.port}/files`)).body.files.find((f: any) => f.name === 'ask-me.bin').sha256).toBe(src.sha256);
+    expect((await other.client.post(`/api/transfers/${offered.data.transfer.id}/accept`, {})).body.error.code).toBe('not_offered');
+    ev.close();
+  });
+
+  it('or reject, and the sender is told why', async () => {
+    const { out } = await offerTo('no-thanks.bin');
+    const t = await incoming('no-thanks.bin', 'offered');
+    expect((await other.client.post(`/api/transfers/${t.id}/reject`, {})).status).toBe(200);
+    const done = await finished(out.id);
+    expect(done.state).toBe('rejected');
+    expect(done.error.code).toBe('rejected_by_user');
+  });
+
+  it('expire when nobody answers', async () => {
+    const { out } = await offerTo('too-late.bin');
+    const done = await finished(out.id);
+    expect(done.state).toBe('rejected');
+    expect(done.error.code).toBe('offer_expired');
+    expect((await incoming('too-late.bin', 'rejected')).error.code).toBe('offer_expired');
+  });
+
+  it('are accepted at once from a trusted peer', async () => {
+    expect((await other.client.request('PUT', `/api/peers/${x.port}/trusted/${a.id}`)).status).toBe(204);
+    expect((await other.client.get(`/api/peers/${x.port}/trusted`)).body.trusted).toEqual([a.id]);
+    const { src, out } = await offerTo('friend.bin');
+    const done = await finished(out.id);
+    expect(done.state).toBe('completed');
+    expect(done.sha256).toBe(src.sha256);
+    expect((await other.client.delete(`/api/peers/${x.port}/trusted/${a.id}`)).status).toBe(204);
+    expect((await other.client.get(`/api/peers/${x.port}/trusted`)).body.trusted).toEqual([]);
+  });
+});
+
 describe('refusals', () => {
   it('answers bad requests with the JSON error shape and starts nothing', async () => {
     const src = makeFile('ok.bin', 10);
