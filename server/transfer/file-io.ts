@@ -1,7 +1,9 @@
 // Positional reads and writes that finish the whole buffer, and hashing a file.
 
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
+import { ApiError } from '../errors.js';
+import { printable } from './names.js';
 
 const HASH_READ = 1024 * 1024;
 
@@ -33,4 +35,18 @@ export async function hashFile(fh: FileHandle, size: number): Promise<string> {
     pos += bytesRead;
   }
   return hash.digest('hex');
+}
+
+/** Size of a regular file the daemon can read, or an ApiError saying why not. */
+export async function fileToSend(path: string): Promise<{ size: number }> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) throw new ApiError('invalid_path', `${printable(path)} is not a regular file`);
+    return { size: s.size };
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ApiError('file_not_found', `${printable(path)} does not exist`);
+    throw new ApiError('invalid_path', `cannot read ${printable(path)}: ${code}`);
+  }
 }

@@ -3,7 +3,7 @@
 // answers the API. Knows peers only through attach(); no HTTP here.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, stat, statfs, unlink } from 'node:fs/promises';
+import { mkdir, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError, type Reason } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
@@ -422,19 +422,5 @@ export class TransferService {
     // Both ends keep what they have; the sender offers again when the peers reconnect.
     for (const s of this.#senders.values()) if (s.connection === conn && s.running) s.halt(lost, 'paused');
     for (const r of this.#receivers.values()) if (r.connection === conn) r.pause(lost);
-  }
-}
-
-/** Size of a regular file the daemon can read, or an ApiError saying why not. */
-export async function fileToSend(path: string): Promise<{ size: number }> {
-  try {
-    const s = await stat(path);
-    if (!s.isFile()) throw new ApiError('invalid_path', `${printable(path)} is not a regular file`);
-    return { size: s.size };
-  } catch (err) {
-    if (err instanceof ApiError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ApiError('file_not_found', `${printable(path)} does not exist`);
-    throw new ApiError('invalid_path', `cannot read ${printable(path)}: ${code}`);
   }
 }
