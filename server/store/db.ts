@@ -208,6 +208,17 @@ export class Store {
       .run(ledger.chunkSize, ledger.verified, ledger.chunkHashes, ledger.tempPath, ledger.mime, id);
   }
 
+  /** saveLedger() that reports failure (e.g. SQLITE_FULL) instead of throwing. */
+  saveLedgerSafely(id: string, ledger: Ledger): boolean {
+    try {
+      this.saveLedger(id, ledger);
+      return true;
+    } catch (err) {
+      process.emitWarning(`could not record the ledger of transfer ${id}: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
   ledger(id: string): Ledger | null {
     const row = this.#db
       .prepare('SELECT chunk_size AS chunkSize, verified, chunk_hashes AS chunkHashes, temp_path AS tempPath, mime FROM transfers WHERE id = ?')

@@ -125,7 +125,9 @@ export class Receiver {
     const { index, bytes } = msg;
     this.#writes = this.#writes
       .then(async () => {
-        if (!this.#active || !this.#fh) return;
+        // Chunks already received are still written after a pause (so they are not fetched
+        // again); only a transfer that ended for good drops them.
+        if (this.#finished || !this.#fh) return;
         await writeFully(this.#fh, bytes, index * chunkSize);
         createHash('sha256').update(bytes).digest().copy(this.#hashes, index * HASH_BYTES);
         this.#good[index] = 1;
@@ -138,7 +140,7 @@ export class Receiver {
         this.record.progress(this.#goodBytes());
         this.#sinceLedger += bytes.length;
         if (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= LEDGER_EVERY_BYTES) await this.#sync();
-        this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
+        if (this.#active) this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
       })
       .catch((err: NodeJS.ErrnoException) => this.#writeFailed(err));
   }
@@ -175,7 +177,7 @@ export class Receiver {
 
   /** A full disk keeps the partial file: the transfer can resume once there is room. */
   #writeFailed(err: NodeJS.ErrnoException): void {
-    if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
+    if (err.code === 'ENOSPC' || err.code === 'EDQUOT' || err.code === 'SQLITE_FULL') {
       const reason = { code: 'disk_full', message: 'the receiving disk is full; the transfer resumes when there is room' };
       this.#conn.send({ type: 'cancel', id: this.#offer.id, code: 'disk_full', message: reason.message });
       this.pause(reason);
@@ -218,7 +220,9 @@ export class Receiver {
   #saveLedger(): void {
     this.#lastLedger = Date.now();
     this.#sinceLedger = 0;
-    this.#store.saveLedger(this.record.row.id, {
+    // If the database cannot be written (a full disk), the durable prefix just stays
+    // where it was: a resume fetches a little more, nothing is lost.
+    this.#store.saveLedgerSafely(this.record.row.id, {
       chunkSize: this.#offer.chunkSize,
       verified: this.#durable,
       chunkHashes: this.#hashes.subarray(0, this.#durable * HASH_BYTES),

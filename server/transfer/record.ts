@@ -109,7 +109,13 @@ export class TransferRecord {
   #save(): void {
     this.#lastSave = Date.now();
     this.row.updatedAt = new Date().toISOString();
-    this.#store.saveTransfer(this.row);
+    try {
+      this.#store.saveTransfer(this.row);
+    } catch (err) {
+      // A full disk also fills the database: the transfer goes on in memory and the
+      // ledger catches up once there is room again.
+      process.emitWarning(`could not record transfer ${this.row.id}: ${(err as Error).message}`);
+    }
   }
 
   view(): TransferView {

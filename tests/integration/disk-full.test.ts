@@ -1,0 +1,99 @@
+// A receiving disk that fills up midway: the transfer pauses with a clear reason on
+// both ends, keeps what it has, and finishes identical once there is room again.
+// The receiving daemon's data directory is a small tmpfs (needs root to mount).
+
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
+import { freePorts } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MIB = 1024 * 1024;
+const mountPoint = tempDir('meshdrop-tmpfs-');
+let mounted = false;
+try {
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=200m', 'tmpfs', mountPoint.path], { stdio: 'ignore' });
+  mounted = true;
+} catch {
+  mounted = false;
+}
+const SKIP = 'cannot mount a tmpfs here (needs root)';
+if (!mounted && !process.env.CI) console.warn(`[disk-full] skipped: ${SKIP}`);
+
+describe.skipIf(!mounted && !process.env.CI)('a full receiving disk', () => {
+  let sender: InProcessDaemon;
+  let receiver: InProcessDaemon;
+  const files = tempDir('meshdrop-src-');
+
+  beforeAll(() => {
+    // In CI the mount must work: a skipped test proves nothing.
+    if (!mounted) throw new Error(SKIP);
+  });
+
+  afterAll(async () => {
+    await receiver?.close().catch(() => {});
+    await sender?.close();
+    if (mounted) execFileSync('umount', ['-l', mountPoint.path]);
+    mountPoint.remove();
+    files.remove();
+  });
+
+  it('pauses with disk_full, keeps the partial file, and resumes to an identical file', async () => {
+    const slow = { heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 30_000 };
+    sender = await startInProcess({ timings: slow });
+    receiver = await startInProcess({ timings: slow, dataDir: join(mountPoint.path) });
+    const [pa, pb] = await freePorts(2);
+    const a = await sender.client.addPeer(pa!);
+    const b = await receiver.client.addPeer(pb!);
+    expect((await receiver.client.request('PUT', `/api/peers/${pb}/trusted/${a.id}`)).status).toBe(204);
+    expect((await sender.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pb })).status).toBe(201);
+
+    const src = join(files.path, 'big.bin');
+    const hash = createHash('sha256');
+    const fd = openSync(src, 'w');
+    for (let i = 0; i < 100; i++) {
+      const piece = randomBytes(MIB);
+      hash.update(piece);
+      writeSync(fd, piece);
+    }
+    closeSync(fd);
+    const sum = hash.digest('hex');
+
+    const ev = sender.client.events();
+    await ev.opened;
+    const t = (await sender.client.post(`/api/peers/${pa}/transfers`, { to: [b.id], paths: [src] })).body.transfers[0];
+    await ev.waitFor('some progress', (m) => m.type === 'transfer.progress' && m.data.transfer.id === t.id && m.data.transfer.bytesDone > 5 * MIB);
+    // Something else fills the disk while the transfer runs.
+    const filler = join(mountPoint.path, 'filler');
+    try {
+      execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=400'], { stdio: 'ignore' });
+    } catch {
+      // dd stops with "No space left on device": that is the point.
+    }
+    const paused = await waitFor('the sender to pause', async () => {
+      const x = (await sender.client.get(`/api/transfers/${t.id}`)).body;
+      return x.state === 'paused' ? x : null;
+    }, { timeoutMs: 60_000 });
+    expect(paused.error.code).toBe('disk_full');
+    const incoming = (await receiver.client.get(`/api/transfers?peer=${pb}`)).body.transfers[0];
+    expect(incoming).toMatchObject({ state: 'paused', error: { code: 'disk_full' } });
+    expect(incoming.bytesDone).toBeGreaterThan(0);
+
+    // Room again: the user resumes, and only what is missing is sent.
+    rmSync(filler);
+    const resumed = await sender.client.post(`/api/transfers/${t.id}/resume`, {});
+    expect(resumed.status).toBe(200);
+    const done = await waitFor('the transfer to complete', async () => {
+      const x = (await sender.client.get(`/api/transfers/${t.id}`)).body;
+      return ['completed', 'failed', 'canceled', 'rejected'].includes(x.state) ? x : null;
+    }, { timeoutMs: 60_000 });
+    expect(done.state).toBe('completed');
+    expect(done.sha256).toBe(sum);
+    const file = (await receiver.client.get(`/api/peers/${pb}/files`)).body.files[0];
+    expect(file).toMatchObject({ name: 'big.bin', sha256: sum });
+    ev.close();
+  }, 120_000);
+});
