@@ -22,6 +22,8 @@ const TITLES: Record<string, string> = {
   invalid_path: 'Invalid file',
   not_connected: 'Not connected',
   transfer_not_found: 'Transfer not found',
+  not_offered: 'No longer waiting for an answer',
+  wrong_side: 'Only the sender can do that',
   file_not_found: 'File not found',
   too_many_attempts: 'Too many attempts',
   unauthorized: 'Access token rejected',
@@ -49,6 +51,29 @@ export function transferProblem(transfer: Transfer): string | null {
     return transfer.direction === 'in' ? 'The sender canceled the transfer.' : 'The receiver canceled the transfer.';
   }
   return sentence(error.message || error.code);
+}
+
+/**
+ * Why a transfer is paused, for the side looking at it, and whether it goes on
+ * by itself. The daemon resumes a paused transfer when the peers reconnect,
+ * except one the user paused (that waits for Resume).
+ */
+export function pauseReason(transfer: Transfer): string {
+  const out = transfer.direction === 'out';
+  const error = transfer.error;
+  if (!error) return 'Paused';
+  switch (error.code) {
+    case 'paused_by_user':
+      return out ? 'Paused' : 'Paused by the sender';
+    case 'connection_lost':
+      return out ? 'Connection lost — resumes when the peer is back' : 'Connection lost — resumes when the sender is back';
+    case 'disk_full':
+      return out ? 'Receiver’s disk is full' : 'This peer’s disk is full';
+    case 'interrupted':
+      return 'The daemon restarted — resumes when the peer is back';
+    default:
+      return sentence(error.message || error.code).replace(/\.$/, '') || 'Paused';
+  }
 }
 
 export function sentence(text: string): string {

@@ -90,6 +90,39 @@ export class ApiClient {
     return this.#request('POST', `/api/transfers/${encodeURIComponent(id)}/cancel`);
   }
 
+  /** Accept an offer from a peer of another daemon that waits for the user (state "offered", direction "in"). */
+  acceptTransfer(id: string): Promise<Transfer> {
+    return this.#request('POST', `/api/transfers/${encodeURIComponent(id)}/accept`);
+  }
+
+  /** Decline such an offer; the record ends "rejected" (rejected_by_user). */
+  rejectTransfer(id: string): Promise<Transfer> {
+    return this.#request('POST', `/api/transfers/${encodeURIComponent(id)}/reject`);
+  }
+
+  /** Pause an outgoing transfer; it waits for resumeTransfer (it does not resume by itself). */
+  pauseTransfer(id: string): Promise<Transfer> {
+    return this.#request('POST', `/api/transfers/${encodeURIComponent(id)}/pause`);
+  }
+
+  resumeTransfer(id: string): Promise<Transfer> {
+    return this.#request('POST', `/api/transfers/${encodeURIComponent(id)}/resume`);
+  }
+
+  async listTrusted(port: number): Promise<string[]> {
+    const body = await this.#request<{ trusted: string[] }>('GET', `/api/peers/${port}/trusted`);
+    return body.trusted;
+  }
+
+  /** From now on, offers to `port` from the remote peer `id` are accepted without asking. */
+  async trust(port: number, id: string): Promise<void> {
+    await this.#request('PUT', `/api/peers/${port}/trusted/${encodeURIComponent(id)}`);
+  }
+
+  async untrust(port: number, id: string): Promise<void> {
+    await this.#request('DELETE', `/api/peers/${port}/trusted/${encodeURIComponent(id)}`);
+  }
+
   async listFiles(port: number): Promise<ReceivedFile[]> {
     const body = await this.#request<{ files: ReceivedFile[] }>('GET', `/api/peers/${port}/files`);
     return body.files;

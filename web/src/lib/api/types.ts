@@ -107,7 +107,9 @@ export type DaemonEvent =
   | EventBase<TransferEventType, { transfer: Transfer }>;
 
 export type TransferEventType =
+  | 'transfer.offered'
   | 'transfer.started'
+  | 'transfer.paused'
   | 'transfer.progress'
   | 'transfer.completed'
   | 'transfer.failed'

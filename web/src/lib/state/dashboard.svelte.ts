@@ -159,6 +159,29 @@ export class Dashboard {
     this.transfers.upsert(await this.api.cancelTransfer(id));
   }
 
+  /** Accept an offer that waits for the user; progress then comes as events. */
+  async acceptTransfer(id: string): Promise<void> {
+    this.transfers.upsert(await this.api.acceptTransfer(id));
+  }
+
+  async rejectTransfer(id: string): Promise<void> {
+    this.transfers.upsert(await this.api.rejectTransfer(id));
+  }
+
+  /** Trust the sender of an offer (its later offers to `port` need no answer), then accept this one. */
+  async trustAndAccept(port: number, remoteId: string, id: string): Promise<void> {
+    await this.api.trust(port, remoteId);
+    await this.acceptTransfer(id);
+  }
+
+  async pauseTransfer(id: string): Promise<void> {
+    this.transfers.upsert(await this.api.pauseTransfer(id));
+  }
+
+  async resumeTransfer(id: string): Promise<void> {
+    this.transfers.upsert(await this.api.resumeTransfer(id));
+  }
+
   /** (Re)load one peer's received files. */
   async refreshFiles(port: number): Promise<void> {
     const request = (this.#filesRequest.get(port) ?? 0) + 1;
@@ -213,6 +236,9 @@ export class Dashboard {
     this.peers.apply(event);
     this.transfers.apply(event);
     switch (event.type) {
+      case 'transfer.offered':
+        this.#offered(event.data.transfer);
+        break;
       case 'transfer.completed':
       case 'transfer.failed':
       case 'transfer.rejected':
@@ -222,6 +248,13 @@ export class Dashboard {
       default:
         break;
     }
+  }
+
+  /** An offer from another daemon's peer waits for an answer: tell a screen reader on the peer shown. */
+  #offered(transfer: Transfer): void {
+    if (transfer.direction !== 'in' || transfer.peer !== this.peers.selectedPort) return;
+    const remote = this.peers.remoteLabel(transfer.peer, transfer.from);
+    this.transfers.announcement = `${remote} wants to send you ${transfer.name}.`;
   }
 
   #transferEnded(transfer: Transfer): void {

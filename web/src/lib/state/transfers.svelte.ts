@@ -26,7 +26,12 @@ const STAGE: Record<TransferState, number> = {
  */
 function isStale(next: Transfer, prev: Transfer): boolean {
   if (STAGE[next.state] !== STAGE[prev.state]) return STAGE[next.state] < STAGE[prev.state];
-  return !isFinal(next) && next.bytesDone < prev.bytesDone;
+  if (isFinal(next)) return false;
+  // Paused and transferring go back and forth at the same stage: the later change wins
+  // (the answer to a resume still says "paused" and may land after "started"; a resumed
+  // transfer may restart from fewer bytes than it showed when it paused).
+  if (next.state !== prev.state) return next.updatedAt < prev.updatedAt;
+  return next.bytesDone < prev.bytesDone;
 }
 
 function newestFirst(a: { at: string; key: string }, b: { at: string; key: string }): number {
@@ -143,7 +148,9 @@ export class TransfersState {
 
   apply(event: DaemonEvent): void {
     switch (event.type) {
+      case 'transfer.offered':
       case 'transfer.started':
+      case 'transfer.paused':
       case 'transfer.progress':
       case 'transfer.completed':
       case 'transfer.failed':
