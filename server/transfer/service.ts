@@ -37,6 +37,8 @@ interface Pending {
   conn: PeerConnection;
   offer: OfferMessage;
   timer: NodeJS.Timeout;
+  /** The user accepted while the sender was away: take its next OFFER without asking. */
+  accepted: boolean;
 }
 
 interface Attached {
@@ -235,6 +237,12 @@ export class TransferService {
   cancel(id: string): TransferView {
     const record = this.#record(id);
     const reason = { code: 'canceled_by_user', message: 'the transfer was canceled by the user' };
+    for (const [key, p] of this.#pending) {
+      if (p.record === record) {
+        this.#decline(key, reason);
+        return record.view();
+      }
+    }
     for (const s of this.#senders.values()) if (s.record === record) s.stopByUser(reason, 'canceled');
     for (const r of this.#receivers.values()) if (r.record === record) r.fail(reason, true, 'canceled');
     return record.view();
@@ -291,6 +299,16 @@ export class TransferService {
       );
       return;
     }
+    const waiting = this.#pending.get(key);
+    if (waiting && msg.type === 'cancel') {
+      // The sender gave up on an offer nobody has answered yet (a pause keeps it waiting).
+      if (msg.code !== 'paused_by_user') {
+        clearTimeout(waiting.timer);
+        this.#pending.delete(key);
+        waiting.record.setState(msg.code === 'canceled_by_user' ? 'canceled' : 'failed', { code: msg.code, message: msg.message });
+      }
+      return;
+    }
     const receiver = this.#receivers.get(key);
     if (!receiver) return; // late frames of a transfer that already ended
     if (msg.type === 'data') receiver.onData(msg);
@@ -311,14 +329,15 @@ export class TransferService {
     if (waiting) {
       // Offered again (the link came back) while still waiting for the user.
       waiting.conn = conn;
+      if (waiting.accepted) await this.accept(waiting.record.row.id);
       return;
     }
     const known = this.#receivers.get(key);
     if (known) {
       // The same transfer offered again (after a cut, a pause or a restart): resume it.
-      if (known.record.state !== 'paused' || !known.matches(offer)) {
-        return reject({ code: 'duplicate_transfer', message: 'this transfer id is already in progress' });
-      }
+      if (!known.matches(offer)) return reject({ code: 'duplicate_transfer', message: 'this transfer id is already in progress' });
+      // The sender started over (it may have paused while we were accepting): so do we.
+      if (known.record.state !== 'paused') known.pause({ code: 'connection_lost', message: 'the sender offered the transfer again' });
       return known.start(conn);
     }
     const safe = safeName(offer.name);
@@ -339,7 +358,7 @@ export class TransferService {
       // From another daemon, and not trusted: the user decides (transfer.offered).
       const timer = setTimeout(() => this.#decline(key, { code: 'offer_expired', message: `nobody accepted the offer within ${Math.round(this.#offerTimeoutMs / 1000)} s` }), this.#offerTimeoutMs);
       timer.unref();
-      this.#pending.set(key, { record, conn, offer, timer });
+      this.#pending.set(key, { record, conn, offer, timer, accepted: false });
       record.setState('offered');
       return;
     }
@@ -350,12 +369,12 @@ export class TransferService {
   async accept(id: string): Promise<TransferView> {
     const [key, p] = this.#pendingOf(id);
     clearTimeout(p.timer);
-    this.#pending.delete(key);
     if (p.conn.state !== 'open') {
       // The sender offers again when it reconnects; accept it then without asking.
-      p.record.setState('failed', { code: 'connection_lost', message: 'the sender went away before the offer was accepted' });
+      p.accepted = true;
       return p.record.view();
     }
+    this.#pending.delete(key);
     const port = p.record.row.peerPort;
     await this.#addReceiver(port, p.record.row.remoteId, p.record, p.offer, this.#attached(port), p.conn, null).start(p.conn);
     return p.record.view();
@@ -374,7 +393,7 @@ export class TransferService {
     clearTimeout(p.timer);
     this.#pending.delete(key);
     p.conn.send({ type: 'reject', id: p.offer.id, ...reason });
-    p.record.setState('rejected', reason);
+    p.record.setState(reason.code === 'canceled_by_user' ? 'canceled' : 'rejected', reason);
   }
 
   #pendingOf(id: string): [string, Pending] {

@@ -385,6 +385,21 @@ describe('offers from another daemon', () => {
     expect((await incoming('too-late.bin', 'rejected')).error.code).toBe('offer_expired');
   });
 
+  it('can be taken back by the sender, or canceled by the receiver, while they wait', async () => {
+    const first = await offerTo('take-back.bin');
+    const waiting = await incoming('take-back.bin', 'offered');
+    expect((await d.client.post(`/api/transfers/${first.out.id}/cancel`, {})).status).toBe(200);
+    expect((await incoming('take-back.bin', 'canceled')).id).toBe(waiting.id);
+    expect((await other.client.post(`/api/transfers/${waiting.id}/accept`, {})).body.error.code).toBe('not_offered');
+
+    const second = await offerTo('never-mind.bin');
+    const t = await incoming('never-mind.bin', 'offered');
+    expect((await other.client.post(`/api/transfers/${t.id}/cancel`, {})).body.state).toBe('canceled');
+    const done = await finished(second.out.id);
+    expect(done.state).toBe('rejected');
+    expect(done.error.code).toBe('canceled_by_user');
+  });
+
   it('are accepted at once from a trusted peer', async () => {
     expect((await other.client.request('PUT', `/api/peers/${x.port}/trusted/${a.id}`)).status).toBe(204);
     expect((await other.client.get(`/api/peers/${x.port}/trusted`)).body.trusted).toEqual([a.id]);
