@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
@@ -61,6 +61,19 @@ describe.skipIf(!mounted && !process.env.CI)('a full receiving disk', () => {
     }
     closeSync(fd);
     const sum = hash.digest('hex');
+
+    // A file that cannot fit is refused before a byte moves, with the numbers.
+    const huge = join(files.path, 'huge.bin');
+    const hfd = openSync(huge, 'w');
+    ftruncateSync(hfd, 300 * MIB);
+    closeSync(hfd);
+    const refused = (await sender.client.post(`/api/peers/${pa}/transfers`, { to: [b.id], paths: [huge] })).body.transfers[0];
+    const rejected = await waitFor('the refusal', async () => {
+      const x = (await sender.client.get(`/api/transfers/${refused.id}`)).body;
+      return x.state === 'rejected' ? x : null;
+    });
+    expect(rejected.error.code).toBe('insufficient_space');
+    expect(rejected.error.message).toMatch(/needs 314572800 bytes/);
 
     const ev = sender.client.events();
     await ev.opened;

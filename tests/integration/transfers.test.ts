@@ -120,6 +120,24 @@ describe('sending by path', () => {
     for (const port of [b.port, c.port]) expect((await received(port, 'both.bin')).sha256).toBe(src.sha256);
   });
 
+  it('shares one connection fairly between transfers, and heartbeats keep flowing', async () => {
+    const ev = d.client.events();
+    await ev.opened;
+    const one = makeFile('fair-1.bin', 48 * 1024 * 1024);
+    const two = makeFile('fair-2.bin', 48 * 1024 * 1024);
+    const res = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(b.port)], paths: [one.path, two.path] });
+    const [t1, t2] = res.body.transfers;
+    const first = await ev.waitFor('one to complete', (m) => m.type === 'transfer.completed' && [t1.id, t2.id].includes(m.data.transfer.id));
+    const other = first.data.transfer.id === t1.id ? t2 : t1;
+    // Chunks take turns on the connection: when one file is done, the other is nearly done too.
+    const progress = (await d.client.get(`/api/transfers/${other.id}`)).body;
+    expect(progress.bytesDone / progress.size).toBeGreaterThan(0.8);
+    expect((await finished(other.id)).state).toBe('completed');
+    // The link stayed up throughout (PING/PONG are never stuck behind bulk data for long).
+    expect(ev.events.filter((e) => e.type === 'connection.closed')).toEqual([]);
+    ev.close();
+  });
+
   it('never overwrites: the same name twice becomes "name (1).ext"', async () => {
     const first = makeFile('report.pdf', 1000);
     const one = (await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(c.port)], paths: [first.path] })).body.transfers[0];
