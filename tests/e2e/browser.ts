@@ -1,6 +1,6 @@
 // Launching the system Chromium (Debian package) through playwright-core; no browser download.
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 
@@ -24,4 +24,17 @@ export function launchChromium(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/** A new page that records uncaught page errors and CSP violations, for tests to assert empty. */
+export async function openWatchedPage(context: BrowserContext, problems: { pageErrors: string[]; cspViolations: string[] }): Promise<Page> {
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  page.on('pageerror', (error) => problems.pageErrors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /content security policy/i.test(message.text())) {
+      problems.cspViolations.push(message.text());
+    }
+  });
+  return page;
 }

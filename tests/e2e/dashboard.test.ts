@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_MISSING, chromiumInstalled, launchChromium } from './browser.js';
+import { CHROMIUM_MISSING, chromiumInstalled, launchChromium, openWatchedPage } from './browser.js';
 import { freePorts, repoRoot, startDaemon, type RunningDaemon } from './daemon.js';
 
 const hasChromium = chromiumInstalled();
@@ -38,14 +38,7 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard' : `dashboard (skipped: $
     ports = picked.slice(2);
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 820 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /content security policy/i.test(message.text())) {
-        cspViolations.push(message.text());
-      }
-    });
+    page = await openWatchedPage(context, { pageErrors, cspViolations });
   });
 
   afterAll(async () => {

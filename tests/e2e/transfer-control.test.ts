@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_MISSING, chromiumInstalled, launchChromium } from './browser.js';
+import { CHROMIUM_MISSING, chromiumInstalled, launchChromium, openWatchedPage } from './browser.js';
 import { freePorts, repoRoot, startDaemon, type RunningDaemon } from './daemon.js';
 
 const hasChromium = chromiumInstalled();
@@ -70,14 +70,7 @@ describe.skipIf(!hasChromium)(
       workDir = await mkdtemp(path.join(tmpdir(), 'meshdrop-e2e-control-'));
       browser = await launchChromium();
       context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-      page = await context.newPage();
-      page.setDefaultTimeout(10_000);
-      page.on('pageerror', (error) => pageErrors.push(error.message));
-      page.on('console', (message) => {
-        if (message.type() === 'error' && /content security policy/i.test(message.text())) {
-          cspViolations.push(message.text());
-        }
-      });
+      page = await openWatchedPage(context, { pageErrors, cspViolations });
       await mkdir(path.join(repoRoot, 'test-results'), { recursive: true });
     });
 
