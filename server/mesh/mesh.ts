@@ -198,8 +198,6 @@ export class Mesh {
       host: this.#opts.peerHost,
       timings: this.timings,
     });
-    await peer.listen();
-    await this.#opts.transfers?.attach(row.port, peer);
     const view = (c: Parameters<typeof connectionView>[0]) => connectionView(c, this.#isLocal(c.remoteId));
     const redialer = (id: string | null) => (id ? this.#hosted.get(row.port)?.redialers.get(id) : undefined);
     peer.on('connection.opened', (c) => {
@@ -218,6 +216,15 @@ export class Mesh {
       this.#opts.bus.emit('connection.closed', { port: row.port, connection: view(c), reason: info.reason });
       redialer(c.remoteId)?.closed(info);
     });
+    // Everything listens before the first connection can arrive: a peer that starts
+    // listening first could take a connection (and its first messages) nobody routes.
+    await this.#opts.transfers?.attach(row.port, peer);
+    try {
+      await peer.listen();
+    } catch (err) {
+      this.#opts.transfers?.release(row.port, peer);
+      throw err;
+    }
     return peer;
   }
 

@@ -12,6 +12,7 @@ import type { Peer } from '../peer/peer.js';
 import { TRANSFER_FEATURE, TRANSFER_ID_BYTES, type OfferMessage, type TransferMessage } from '../protocol/transfer-messages.js';
 import type { FileRow, Ledger, Store } from '../store/db.js';
 import { printable, safeName } from './names.js';
+import { PendingOffers, type PendingOffer } from './offers.js';
 import { Receiver } from './receiver.js';
 import { TransferRecord } from './record.js';
 import { Sender, WriteGate } from './sender.js';
@@ -32,15 +33,6 @@ export interface OutgoingFile {
 /** How long an offer from another daemon waits for the user before it is declined. */
 export const DEFAULT_OFFER_TIMEOUT_MS = 10 * 60 * 1000;
 
-interface Pending {
-  record: TransferRecord;
-  conn: PeerConnection;
-  offer: OfferMessage;
-  timer: NodeJS.Timeout;
-  /** The user accepted while the sender was away: take its next OFFER without asking. */
-  accepted: boolean;
-}
-
 interface Attached {
   peer: Peer;
   inboxDir: string;
@@ -57,16 +49,15 @@ export class TransferService {
   readonly #receivers = new Map<string, Receiver>(); // by `${port}:${remoteId}:${wireId}`
   readonly #gates = new WeakMap<PeerConnection, WriteGate>();
 
-  readonly #offerTimeoutMs: number;
   readonly #isLocal: (id: string) => boolean;
   /** Offers from other daemons waiting for the user, by receiver key. */
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending: PendingOffers;
 
   constructor(opts: { store: Store; bus: EventBus; dataDir: string; offerTimeoutMs?: number; isLocal?: (id: string) => boolean }) {
     this.#store = opts.store;
     this.#bus = opts.bus;
     this.#dataDir = opts.dataDir;
-    this.#offerTimeoutMs = opts.offerTimeoutMs ?? DEFAULT_OFFER_TIMEOUT_MS;
+    this.#pending = new PendingOffers(opts.offerTimeoutMs ?? DEFAULT_OFFER_TIMEOUT_MS);
     this.#isLocal = opts.isLocal ?? (() => false);
   }
 
@@ -93,6 +84,14 @@ export class TransferService {
     for (const row of this.#store.listTransfers()) {
       if (row.peerPort !== port || ['completed', 'failed', 'rejected', 'canceled'].includes(row.state)) continue;
       const ledger = this.#store.ledger(row.id);
+      if (row.direction === 'in' && row.state === 'offered' && ledger && ledger.chunkSize > 0) {
+        // Still waiting for the user: it goes on waiting (its clock keeps running), and the
+        // sender's next OFFER of it finds it here rather than asking again.
+        const record = this.#track(new TransferRecord({ ...row, localId, path: null }, this.#store, this.#bus, row));
+        const offer: OfferMessage = { type: 'offer', id: row.wireId, name: row.name, size: row.size, mime: ledger.mime, chunkSize: ledger.chunkSize };
+        this.#pending.add(`${port}:${row.remoteId}:${row.wireId}`, { record, conn: null, offer, accepted: false }, Date.now() - Date.parse(row.createdAt));
+        continue;
+      }
       const record = this.#track(new TransferRecord({ ...row, localId, path: row.path }, this.#store, this.#bus, { ...row, state: 'paused' }));
       const reason = { code: 'interrupted', message: 'the daemon restarted; resumes when the peer connects' };
       if (row.direction === 'out' && row.path) {
@@ -111,11 +110,17 @@ export class TransferService {
     }
   }
 
+  /** Forgets a peer that could not start (its port is taken), without ending its transfers. */
+  release(port: number, peer: Peer): void {
+    if (this.#peers.get(port)?.peer === peer) this.#peers.delete(port);
+  }
+
   detach(port: number): void {
     this.#peers.delete(port);
     const reason = { code: 'peer_removed', message: `peer ${port} was removed` };
     for (const s of this.#senders.values()) if (s.record.row.peerPort === port) s.halt(reason, 'canceled');
     for (const r of this.#receivers.values()) if (r.record.row.peerPort === port) r.fail(reason, false, 'canceled');
+    this.#pending.dropPeer(port, reason);
   }
 
   /** The open connection of `port` that a target names: a peer id, "host:port", or a bare port on 127.0.0.1. */
@@ -237,11 +242,10 @@ export class TransferService {
   cancel(id: string): TransferView {
     const record = this.#record(id);
     const reason = { code: 'canceled_by_user', message: 'the transfer was canceled by the user' };
-    for (const [key, p] of this.#pending) {
-      if (p.record === record) {
-        this.#decline(key, reason);
-        return record.view();
-      }
+    const waiting = this.#pending.find(record);
+    if (waiting) {
+      this.#pending.decline(waiting[0], reason);
+      return record.view();
     }
     for (const s of this.#senders.values()) if (s.record === record) s.stopByUser(reason, 'canceled');
     for (const r of this.#receivers.values()) if (r.record === record) r.fail(reason, true, 'canceled');
@@ -303,8 +307,7 @@ export class TransferService {
     if (waiting && msg.type === 'cancel') {
       // The sender gave up on an offer nobody has answered yet (a pause keeps it waiting).
       if (msg.code !== 'paused_by_user') {
-        clearTimeout(waiting.timer);
-        this.#pending.delete(key);
+        this.#pending.take(key);
         waiting.record.setState(msg.code === 'canceled_by_user' ? 'canceled' : 'failed', { code: msg.code, message: msg.message });
       }
       return;
@@ -340,6 +343,9 @@ export class TransferService {
       if (known.record.state !== 'paused') known.pause({ code: 'connection_lost', message: 'the sender offered the transfer again' });
       return known.start(conn);
     }
+    const answered = this.#answeredOffer(port, conn.remoteId!, offer.id);
+    // Declined (or expired) while its sender was away: tell it now rather than ask again.
+    if (answered) return reject(answered);
     const safe = safeName(offer.name);
     if (!safe.ok) return reject({ code: safe.code, message: safe.message });
     const space = await statfs(attached.partialDir);
@@ -355,11 +361,10 @@ export class TransferService {
       ),
     );
     if (!this.#isLocal(conn.remoteId!) && !this.#store.isTrusted(port, conn.remoteId!)) {
-      // From another daemon, and not trusted: the user decides (transfer.offered).
-      const timer = setTimeout(() => this.#decline(key, { code: 'offer_expired', message: `nobody accepted the offer within ${Math.round(this.#offerTimeoutMs / 1000)} s` }), this.#offerTimeoutMs);
-      timer.unref();
-      this.#pending.set(key, { record, conn, offer, timer, accepted: false });
-      record.setState('offered');
+      // From another daemon, and not trusted: the user decides (transfer.offered). The
+      // ledger keeps the offer, so it still waits after a restart.
+      this.#store.saveLedger(record.row.id, { chunkSize: offer.chunkSize, verified: 0, chunkHashes: null, tempPath: null, mime: offer.mime });
+      this.#pending.add(key, { record, conn, offer, accepted: false });
       return;
     }
     await this.#addReceiver(port, conn.remoteId!, record, offer, attached, conn, null).start(conn);
@@ -368,13 +373,12 @@ export class TransferService {
   /** The user accepts an offer that was waiting (transfer.offered). */
   async accept(id: string): Promise<TransferView> {
     const [key, p] = this.#pendingOf(id);
-    clearTimeout(p.timer);
-    if (p.conn.state !== 'open') {
+    if (p.conn?.state !== 'open') {
       // The sender offers again when it reconnects; accept it then without asking.
-      p.accepted = true;
+      this.#pending.hold(key);
       return p.record.view();
     }
-    this.#pending.delete(key);
+    this.#pending.take(key);
     const port = p.record.row.peerPort;
     await this.#addReceiver(port, p.record.row.remoteId, p.record, p.offer, this.#attached(port), p.conn, null).start(p.conn);
     return p.record.view();
@@ -383,23 +387,25 @@ export class TransferService {
   /** The user declines an offer that was waiting. */
   reject(id: string): TransferView {
     const [key, p] = this.#pendingOf(id);
-    this.#decline(key, { code: 'rejected_by_user', message: 'the receiver declined the file' });
+    this.#pending.decline(key, { code: 'rejected_by_user', message: 'the receiver declined the file' });
     return p.record.view();
   }
 
-  #decline(key: string, reason: Reason): void {
-    const p = this.#pending.get(key);
-    if (!p) return;
-    clearTimeout(p.timer);
-    this.#pending.delete(key);
-    p.conn.send({ type: 'reject', id: p.offer.id, ...reason });
-    p.record.setState(reason.code === 'canceled_by_user' ? 'canceled' : 'rejected', reason);
+  /** Why an incoming transfer with this wire id was turned down, if it was. */
+  #answeredOffer(port: number, remoteId: string, wireId: string): Reason | null {
+    for (const r of this.#records.values()) {
+      const row = r.row;
+      if (row.wireId === wireId && row.direction === 'in' && row.peerPort === port && row.remoteId === remoteId && (r.state === 'rejected' || r.state === 'canceled')) {
+        return { code: row.errorCode ?? 'rejected', message: row.errorMessage ?? 'the offer was declined' };
+      }
+    }
+    return null;
   }
 
-  #pendingOf(id: string): [string, Pending] {
-    const record = this.#record(id);
-    for (const entry of this.#pending) if (entry[1].record === record) return entry;
-    throw new ApiError('not_offered', `transfer ${printable(id)} is not an offer waiting for an answer`);
+  #pendingOf(id: string): [string, PendingOffer] {
+    const found = this.#pending.find(this.#record(id));
+    if (!found) throw new ApiError('not_offered', `transfer ${printable(id)} is not an offer waiting for an answer`);
+    return found;
   }
 
   trust(port: number, remoteId: string): void {
