@@ -8,6 +8,7 @@ export const API_ERRORS = {
   invalid_host: 400,
   invalid_target: 400,
   invalid_path: 400,
+  size_mismatch: 400,
   unauthorized: 401,
   forbidden_host: 403,
   forbidden_origin: 403,

@@ -3,15 +3,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute } from 'node:path';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
-import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { PeerConnection } from '../peer/connection.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError } from '../errors.js';
@@ -20,6 +13,7 @@ import { fileToSend } from '../transfer/file-io.js';
 import type { OutgoingFile, TransferService } from '../transfer/service.js';
 import { TRANSFER_STATES, type TransferState } from '../transfer/view.js';
 import { portParam } from './routes.js';
+import { receiveUpload } from './upload.js';
 import { ErrorSchema, FileSchema, TransferSchema } from './schemas.js';
 
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorSchema]));
@@ -46,7 +40,7 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
 
   await app.register(fastifyMultipart, {
     // Uploads stream to disk, so the size is bounded by the disk, not by memory.
-    limits: { fileSize: Number.MAX_SAFE_INTEGER, files: MAX_PATHS, fields: MAX_TARGETS, fieldSize: 1024, parts: MAX_PATHS + MAX_TARGETS },
+    limits: { fileSize: Number.MAX_SAFE_INTEGER, files: MAX_PATHS, fields: MAX_TARGETS + MAX_PATHS, fieldSize: 1024, parts: 2 * MAX_PATHS + MAX_TARGETS },
   });
 
   api.post('/api/peers/:port/transfers', {
@@ -58,8 +52,8 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
   }, async (req, reply) => {
     const port = portParam(req.params.port);
     if (req.isMultipart()) {
-      const { targets, files } = await receiveUpload(req, port, transfers);
-      return reply.code(202).send({ transfers: transfers.send(port, targets, files, { removeAfter: true }) });
+      const resolve = (names: string[]) => [...new Set(list(names, 'to', MAX_TARGETS))].map((t) => transfers.resolveTarget(port, t));
+      return reply.code(202).send({ transfers: await receiveUpload(req, port, transfers, resolve) });
     }
     const body = req.body as Record<string, unknown> | null;
     if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).some((k) => k !== 'to' && k !== 'paths')) {
@@ -173,56 +167,6 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
     await transfers.deleteFile(portParam(req.params.port), req.params.name);
     return reply.code(204).send(null);
   });
-}
-
-/**
- * Streams the parts of an upload into the peer's outbox (never into memory), hashing
- * as bytes arrive. "to" fields must come before the first file, so targets are checked
- * before any bytes are stored. On any error nothing is left behind.
- */
-async function receiveUpload(req: FastifyRequest, port: number, transfers: TransferService): Promise<{ targets: PeerConnection[]; files: OutgoingFile[] }> {
-  const outbox = join(transfers.peerDir(port), 'outbox');
-  await mkdir(outbox, { recursive: true, mode: 0o700 });
-  const names: string[] = [];
-  let targets: PeerConnection[] | null = null;
-  const files: OutgoingFile[] = [];
-  try {
-    for await (const part of req.parts()) {
-      if (part.type === 'field') {
-        if (part.fieldname !== 'to') throw new ApiError('bad_request', `unexpected field "${part.fieldname}"`);
-        if (targets) throw new ApiError('bad_request', '"to" fields must come before the file parts');
-        names.push(String(part.value));
-        continue;
-      }
-      if (part.fieldname !== 'file') throw new ApiError('bad_request', `unexpected file field "${part.fieldname}"`);
-      targets ??= [...new Set(list(names, 'to', MAX_TARGETS))].map((t) => transfers.resolveTarget(port, t));
-      const safe = safeName(part.filename ?? '');
-      if (!safe.ok) throw new ApiError('invalid_path', `file name: ${safe.message}`);
-      const path = join(outbox, randomUUID());
-      const hash = createHash('sha256');
-      let size = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          size += chunk.length;
-          done(null, chunk);
-        },
-      });
-      files.push({ path, name: safe.name, size: 0, mime: part.mimetype || 'application/octet-stream' });
-      await pipeline(part.file, counter, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
-      files[files.length - 1]!.size = size;
-      files[files.length - 1]!.sha256 = hash.digest('hex');
-    }
-    if (!targets) throw new ApiError('bad_request', names.length ? 'no "file" part in the upload' : 'no "to" field and no "file" part');
-    return { targets, files };
-  } catch (err) {
-    // Let the rest of the body drain at full speed (nobody reads the parser any more, so it
-    // would otherwise stall until the request timeout), so the refusal is answered now.
-    req.raw.unpipe();
-    req.raw.resume();
-    await Promise.all(files.map((f) => unlink(f.path).catch(() => {})));
-    throw err;
-  }
 }
 
 /** One "bytes=a-b" range (RFC 9110); multiple ranges are served as the whole file. */

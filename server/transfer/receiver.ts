@@ -95,6 +95,7 @@ export class Receiver {
   async start(conn: PeerConnection = this.#conn): Promise<void> {
     // A pause may still be syncing and closing the previous file handle.
     await this.#writes;
+    if (this.#finished) return;
     this.#conn = conn;
     this.#active = true;
     const fresh = this.#durable === 0;
@@ -102,8 +103,16 @@ export class Receiver {
     this.#whole = createHash('sha256');
     this.#hashedUpTo = 0;
     this.#good.fill(0, this.#durable);
-    this.#fh = fresh ? await open(this.#temp, 'w+', 0o600) : await open(this.#temp, 'r+');
+    const fh = fresh ? await open(this.#temp, 'w+', 0o600) : await open(this.#temp, 'r+');
+    if (this.#finished) {
+      // Canceled while the file was opening: fail() found no handle to close.
+      await fh.close();
+      await unlink(this.#temp).catch(() => {});
+      return;
+    }
+    this.#fh = fh;
     if (!fresh) await this.#verifyOnDisk();
+    if (this.#finished) return;
     this.#queue = [];
     for (let i = 0; i < this.#total; i++) if (!this.#good[i]) this.#queue.push(i);
     this.#saveLedger();

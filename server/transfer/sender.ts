@@ -2,7 +2,9 @@
 // still needs), stream those chunks as its credit allows, then END with the
 // whole-file SHA-256 and wait for the receiver's verified RESULT. A fresh
 // transfer hashes while it reads (no hashing pass before the first byte moves);
-// a resumed one hashes the file in a second pass. When the connection drops the
+// a resumed one hashes the file in a second pass. An upload was hashed as it
+// arrived, so its hash is used as is; one still arriving (a GrowingFile) is read
+// chunk by chunk as the upload writes it. When the connection drops the
 // transfer pauses, and run() starts again on the next connection to that peer.
 
 import { createHash } from 'node:crypto';
@@ -11,6 +13,7 @@ import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
 import { chunkCount, chunkSizeFor, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
 import { hashFile, readFully } from './file-io.js';
+import type { GrowingFile } from './growing-file.js';
 import type { TransferRecord } from './record.js';
 
 /** Serialises bulk writes on one connection; FIFO, so transfers sharing it take turns chunk by chunk. */
@@ -28,7 +31,8 @@ export class Sender {
   readonly record: TransferRecord;
   readonly #path: string;
   readonly #mime: string;
-  readonly #expectedSha256: string | undefined;
+  readonly #knownSha256: string | undefined;
+  readonly #growing: GrowingFile | undefined;
   #conn: PeerConnection | null = null;
   #credits = 0;
   #creditWaiter: (() => void) | null = null;
@@ -38,11 +42,12 @@ export class Sender {
   #running = false;
   #idle: Promise<void> = Promise.resolve();
 
-  constructor(record: TransferRecord, path: string, mime: string, expectedSha256?: string) {
+  constructor(record: TransferRecord, path: string, mime: string, known: { sha256?: string; growing?: GrowingFile } = {}) {
     this.record = record;
     this.#path = path;
     this.#mime = mime;
-    this.#expectedSha256 = expectedSha256;
+    this.#knownSha256 = known.sha256;
+    this.#growing = known.growing;
   }
 
   get connection(): PeerConnection | null {
@@ -79,11 +84,12 @@ export class Sender {
     this.#halt = { reason, state };
     this.record.setState(state, reason);
     this.#wakeCredit();
+    this.#growing?.poke();
     this.#reply?.({ type: 'cancel', id: this.record.row.wireId, code: reason.code, message: reason.message });
   }
 
-  /** Tells the receiver (pause keeps its partial file, cancel removes it), then halts. */
-  stopByUser(reason: Reason, state: 'paused' | 'canceled'): void {
+  /** Tells the receiver (a pause keeps its partial file, the others remove it), then halts. */
+  stop(reason: Reason, state: 'paused' | 'failed' | 'canceled'): void {
     this.#conn?.send({ type: 'cancel', id: this.record.row.wireId, code: reason.code, message: reason.message });
     this.halt(reason, state);
   }
@@ -124,8 +130,9 @@ export class Sender {
 
     const total = chunkCount(row.size, chunkSize);
     const need = indexes(reply, total);
-    // A fresh transfer (everything needed, in order) is hashed as it is read.
-    const inOrder = need.length === total;
+    // A fresh transfer (everything needed, in order) is hashed as it is read, unless the
+    // upload already hashed it.
+    const inOrder = need.length === total && !this.#knownSha256 && !this.#growing;
     const hash = createHash('sha256');
     const fh = await open(this.#path, 'r');
     try {
@@ -135,6 +142,8 @@ export class Sender {
         while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
         if (this.#halt) return;
         const length = Math.min(chunkSize, row.size - index * chunkSize);
+        while (this.#growing && !this.#growing.has(index * chunkSize + length) && !this.#halt) await this.#growing.changed();
+        if (this.#halt) return;
         const bytes = Buffer.allocUnsafe(length);
         await readFully(fh, bytes, index * chunkSize);
         if (inOrder) hash.update(bytes);
@@ -146,14 +155,13 @@ export class Sender {
         this.record.progress(done);
       }
       if (this.#halt) return;
-      row.sha256 = inOrder ? hash.digest('hex') : await hashFile(fh, row.size);
+      // The receiver checks this hash against every byte it got: were the outbox copy of an
+      // upload changed since, the transfer would fail there with hash_mismatch.
+      row.sha256 = this.#knownSha256 ?? (this.#growing ? await this.#growing.sha256() : inOrder ? hash.digest('hex') : await hashFile(fh, row.size));
     } finally {
       await fh.close();
     }
-    if (this.#expectedSha256 && row.sha256 !== this.#expectedSha256) {
-      this.stopByUser({ code: 'file_changed', message: 'the file changed on disk after it was uploaded' }, 'canceled');
-      return;
-    }
+    if (this.#halt) return;
     const result = this.#await(['result']);
     conn.send({ type: 'end', id, sha256: row.sha256 });
     const r = await result;

@@ -12,6 +12,7 @@ import type { Peer } from '../peer/peer.js';
 import { TRANSFER_FEATURE, TRANSFER_ID_BYTES, type OfferMessage, type TransferMessage } from '../protocol/transfer-messages.js';
 import type { FileRow, Ledger, Store } from '../store/db.js';
 import { printable, safeName } from './names.js';
+import { UploadFailed, type GrowingFile } from './growing-file.js';
 import { PendingOffers, type PendingOffer } from './offers.js';
 import { Receiver } from './receiver.js';
 import { TransferRecord } from './record.js';
@@ -26,8 +27,10 @@ export interface OutgoingFile {
   name: string;
   size: number;
   mime: string;
-  /** Known when the file was hashed on arrival (an upload): the sender checks it still matches. */
+  /** Known when the file was hashed on arrival (an upload). */
   sha256?: string;
+  /** An upload still arriving: sending starts before it ends. */
+  growing?: GrowingFile;
 }
 
 /** How long an offer from another daemon waits for the user before it is declined. */
@@ -48,6 +51,8 @@ export class TransferService {
   readonly #senders = new Map<string, Sender>(); // by wire id (we chose it)
   readonly #receivers = new Map<string, Receiver>(); // by `${port}:${remoteId}:${wireId}`
   readonly #gates = new WeakMap<PeerConnection, WriteGate>();
+  /** OFFERs still being looked at (by receiver key), and the CANCEL that arrived meanwhile, if any. */
+  readonly #offering = new Map<string, Reason | null>();
 
   readonly #isLocal: (id: string) => boolean;
   /** Offers from other daemons waiting for the user, by receiver key. */
@@ -96,7 +101,7 @@ export class TransferService {
       const reason = { code: 'interrupted', message: 'the daemon restarted; resumes when the peer connects' };
       if (row.direction === 'out' && row.path) {
         const outbox = join(this.peerDir(port), 'outbox');
-        this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', undefined, row.path.startsWith(outbox + '/') ? () => void unlink(row.path!).catch(() => {}) : () => {});
+        this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', {}, row.path.startsWith(outbox + '/') ? () => void unlink(row.path!).catch(() => {}) : () => {});
         record.setState('paused', reason);
       } else if (row.direction === 'in' && ledger?.tempPath && ledger.chunkSize > 0) {
         const offer: OfferMessage = { type: 'offer', id: row.wireId, name: row.name, size: row.size, mime: ledger.mime, chunkSize: ledger.chunkSize };
@@ -164,15 +169,15 @@ export class TransferService {
           ),
         );
         this.#store.saveLedger(record.row.id, { chunkSize: 0, verified: 0, chunkHashes: null, tempPath: null, mime: file.mime });
-        this.#run(this.#addSender(record, file.path, file.mime, file.sha256, release), conn);
+        this.#run(this.#addSender(record, file.path, file.mime, { sha256: file.sha256, growing: file.growing }, release), conn);
         views.push(record.view());
       }
     }
     return views;
   }
 
-  #addSender(record: TransferRecord, path: string, mime: string, sha256: string | undefined, onFinal: () => void): Sender {
-    const sender = new Sender(record, path, mime, sha256);
+  #addSender(record: TransferRecord, path: string, mime: string, known: { sha256?: string; growing?: GrowingFile }, onFinal: () => void): Sender {
+    const sender = new Sender(record, path, mime, known);
     this.#senders.set(record.row.wireId, sender);
     record.onFinal = () => {
       this.#senders.delete(record.row.wireId);
@@ -189,7 +194,9 @@ export class TransferService {
     void sender
       .whenIdle()
       .then(() => sender.run(conn, gate))
-      .catch((err: NodeJS.ErrnoException) => sender.halt({ code: 'read_failed', message: `cannot read ${name}: ${err.code ?? err.message}` }, 'failed'));
+      .catch((err: NodeJS.ErrnoException) =>
+        sender.stop(err instanceof UploadFailed ? err.reason : { code: 'read_failed', message: `cannot read ${name}: ${err.code ?? err.message}` }, 'failed'),
+      );
   }
 
   /** A connection to a peer opened: paused transfers to it (not paused by the user) go on. */
@@ -205,7 +212,7 @@ export class TransferService {
   pause(id: string): TransferView {
     const sender = this.#senderOf(id);
     if (!sender.record.final && sender.record.state !== 'paused') {
-      sender.stopByUser({ code: 'paused_by_user', message: 'paused by the user' }, 'paused');
+      sender.stop({ code: 'paused_by_user', message: 'paused by the user' }, 'paused');
     }
     return sender.record.view();
   }
@@ -247,9 +254,15 @@ export class TransferService {
       this.#pending.decline(waiting[0], reason);
       return record.view();
     }
-    for (const s of this.#senders.values()) if (s.record === record) s.stopByUser(reason, 'canceled');
+    for (const s of this.#senders.values()) if (s.record === record) s.stop(reason, 'canceled');
     for (const r of this.#receivers.values()) if (r.record === record) r.fail(reason, true, 'canceled');
     return record.view();
+  }
+
+  /** Fails an outgoing transfer for a reason of our own (its upload broke off), telling the receiver. */
+  abort(id: string, reason: Reason): void {
+    const record = this.#record(id);
+    if (record.row.direction === 'out') this.#senders.get(record.row.wireId)?.stop(reason, 'failed');
   }
 
   files(port: number): FileRow[] {
@@ -298,9 +311,15 @@ export class TransferService {
     }
     const key = `${port}:${remoteId}:${msg.id}`;
     if (msg.type === 'offer') {
-      void this.#onOffer(port, conn, key, msg).catch((err: Error) =>
-        conn.send({ type: 'reject', id: msg.id, code: 'internal_error', message: err.message }),
-      );
+      this.#offering.set(key, null);
+      void this.#onOffer(port, conn, key, msg)
+        .catch((err: Error) => conn.send({ type: 'reject', id: msg.id, code: 'internal_error', message: err.message }))
+        .finally(() => this.#offering.delete(key));
+      return;
+    }
+    if (msg.type === 'cancel' && this.#offering.has(key) && !this.#receivers.has(key) && !this.#pending.get(key)) {
+      // The sender gave up while we were still checking its offer: drop the offer.
+      this.#offering.set(key, { code: msg.code, message: msg.message });
       return;
     }
     const waiting = this.#pending.get(key);
@@ -349,6 +368,7 @@ export class TransferService {
     const safe = safeName(offer.name);
     if (!safe.ok) return reject({ code: safe.code, message: safe.message });
     const space = await statfs(attached.partialDir);
+    if (this.#offering.get(key)) return; // canceled meanwhile
     const free = space.bavail * space.bsize;
     if (free < offer.size + SPACE_MARGIN) {
       return reject({ code: 'insufficient_space', message: `the file needs ${offer.size} bytes; ${free} are free` });

@@ -68,14 +68,19 @@ export class ApiClient {
 
   /**
    * Upload files from the browser and send each to every target (a peer id,
-   * host:port or port). The daemon answers once it has the bytes, with one
-   * transfer per file and target; progress then comes as events.
+   * host:port or port). Each file's size goes first, so the daemon starts
+   * sending it while the upload is still arriving; it answers once it has all
+   * the bytes, with one transfer per file and target, and progress comes as
+   * events meanwhile.
    */
   async sendFiles(port: number, targets: string[], files: File[], signal?: AbortSignal): Promise<Transfer[]> {
     const form = new FormData();
     // The daemon resolves the targets before it reads any file part, so they go first.
     for (const target of targets) form.append('to', target);
-    for (const file of files) form.append('file', file, file.name);
+    for (const file of files) {
+      form.append('size', String(file.size));
+      form.append('file', file, file.name);
+    }
     const body = await this.#request<{ transfers: Transfer[] }>('POST', `/api/peers/${port}/transfers`, form, signal);
     return body.transfers;
   }
