@@ -54,6 +54,8 @@ export class Receiver {
   #sinceLedger = 0;
   #active = false;
   #finished = false;
+  /** Chunks the sender may still send: the ACCEPT window plus CREDITs, less what arrived. */
+  #allowed = 0;
 
   constructor(opts: {
     record: TransferRecord;
@@ -119,6 +121,7 @@ export class Receiver {
     this.record.progress(this.#goodBytes());
     this.record.setState('transferring');
     const window = Math.max(2, Math.min(64, Math.floor(WINDOW_BYTES / this.#offer.chunkSize)));
+    this.#allowed = window;
     this.#conn.send({ type: 'accept', id: this.#offer.id, need: ranges(this.#queue), window });
   }
 
@@ -128,6 +131,11 @@ export class Receiver {
     const expected = Math.min(chunkSize, size - msg.index * chunkSize);
     if (msg.index !== this.#queue[0] || msg.bytes.length !== expected) {
       this.fail({ code: 'bad_chunk', message: `chunk ${msg.index} was not expected (next ${this.#queue[0]}, ${expected} bytes)` }, true);
+      return;
+    }
+    if (--this.#allowed < 0) {
+      // Chunks queue up in memory until the disk takes them: a sender may not run ahead.
+      this.fail({ code: 'window_exceeded', message: 'the sender sent more chunks than the receiver allowed' }, true);
       return;
     }
     this.#queue.shift();
@@ -149,7 +157,10 @@ export class Receiver {
         this.record.progress(this.#goodBytes());
         this.#sinceLedger += bytes.length;
         if (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= LEDGER_EVERY_BYTES) await this.#sync();
-        if (this.#active) this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
+        if (this.#active) {
+          this.#allowed++;
+          this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
+        }
       })
       .catch((err: NodeJS.ErrnoException) => this.#writeFailed(err));
   }

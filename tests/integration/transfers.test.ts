@@ -277,27 +277,35 @@ describe('stopping early', () => {
     ev.close();
   });
 
-  it('pauses when the connection drops and resumes from the verified chunks when it is back', async () => {
+  it.each(['sending', 'receiving'])('pauses when the %s side drops the connection, and resumes from the verified chunks when it is back', async (side) => {
     const ev = d.client.events();
     await ev.opened;
     // Real data this time, so the final hash proves every byte landed where it belongs.
-    const src = makeFile('cut-me.bin', 96 * 1024 * 1024 + 12345);
+    const size = 96 * 1024 * 1024 + 12345;
+    const name = `cut-${side}.bin`;
+    const src = makeFile(name, size);
+    const [cutter, other] = side === 'sending' ? [a, c] : [c, a];
+    // Bytes each end has moved on the a-c link so far (earlier tests used it too).
+    const link = async (port: number, id: string) => (await d.client.connections(port)).find((x) => x.id === id);
+    const before = { in: (await link(c.port, a.id)).bytesIn, out: (await link(a.port, c.id)).bytesOut };
     const posted = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(c.port)], paths: [src.path] });
     expect(posted.status, JSON.stringify(posted.body)).toBe(202);
     const t = posted.body.transfers[0];
     await ev.waitFor('some progress', (m) => m.type === 'transfer.progress' && m.data.transfer.id === t.id && m.data.transfer.bytesDone > 8 * 1024 * 1024);
-    expect((await d.client.delete(`/api/peers/${a.port}/connections/${c.id}`)).status).toBe(204);
-    const paused = await ev.waitFor('the receiver to pause', (m) => m.type === 'transfer.paused' && m.data.transfer.direction === 'in' && m.data.transfer.name === 'cut-me.bin');
+    expect((await d.client.delete(`/api/peers/${cutter.port}/connections/${other.id}`)).status).toBe(204);
+    const closedAt = (port: number) => ev.waitFor(`peer ${port}'s link to close`, (m) => m.type === 'connection.closed' && m.data.port === port);
+    const [cutIn, cutOut] = [(await closedAt(c.port)).data.connection.bytesIn, (await closedAt(a.port)).data.connection.bytesOut];
+    const paused = await ev.waitFor('the receiver to pause', (m) => m.type === 'transfer.paused' && m.data.transfer.direction === 'in' && m.data.transfer.name === name);
     expect(paused.data.transfer.error.code).toBe('connection_lost');
     const sender = await waitFor('the sender to pause', async () => {
       const x = (await d.client.get(`/api/transfers/${t.id}`)).body;
       return x.state === 'paused' ? x : null;
     });
     expect(sender.error.code).toBe('connection_lost');
-    expect(existsSync(join(d.transfers.peerDir(c.port), 'inbox', 'cut-me.bin'))).toBe(false);
+    expect(existsSync(join(d.transfers.peerDir(c.port), 'inbox', name))).toBe(false);
     // The link comes back: the transfer goes on by itself.
-    expect((await d.client.post(`/api/peers/${a.port}/connections`, { host: '127.0.0.1', port: c.port })).status).toBe(201);
-    const restarted = await ev.waitFor('the receiver to start again', (m) => m.type === 'transfer.started' && m.data.transfer.direction === 'in' && m.data.transfer.name === 'cut-me.bin' && m.seq > paused.seq);
+    expect((await d.client.post(`/api/peers/${cutter.port}/connections`, { host: '127.0.0.1', port: other.port })).status).toBe(201);
+    const restarted = await ev.waitFor('the receiver to start again', (m) => m.type === 'transfer.started' && m.data.transfer.direction === 'in' && m.data.transfer.name === name && m.seq > paused.seq);
     // Everything the receiver had written when the link dropped was kept (a write under way
     // at that moment may finish and add its chunk): nothing verified is sent again.
     expect(restarted.data.transfer.bytesDone).toBeGreaterThanOrEqual(paused.data.transfer.bytesDone);
@@ -305,7 +313,19 @@ describe('stopping early', () => {
     const done = await finished(t.id);
     expect(done.state).toBe('completed');
     expect(done.sha256).toBe(src.sha256);
-    expect(await sha256File(join(d.transfers.peerDir(c.port), 'inbox', 'cut-me.bin'))).toBe(src.sha256);
+    expect(await sha256File(join(d.transfers.peerDir(c.port), 'inbox', name))).toBe(src.sha256);
+    // What crossed the link for this file, both connections together. DATA frames carry whole
+    // 128 KiB chunks (this file's chunk size), so the receiver got every chunk once: what it
+    // had received when the link dropped was kept, and only a chunk cut in half (never
+    // delivered) came again. Framing and control messages stay well under 64 KiB.
+    const chunk = 128 * 1024;
+    const received = cutIn - before.in + (await link(c.port, a.id)).bytesIn;
+    expect(received).toBeGreaterThanOrEqual(size);
+    expect(received - size).toBeLessThan(chunk + 64 * 1024);
+    // The sender re-sent only what was in flight when the link dropped: at most the 8 MiB
+    // credit window (64 chunks) the receiver allows.
+    const sent = cutOut - before.out + (await link(a.port, c.id)).bytesOut;
+    expect(sent - size).toBeLessThan(64 * chunk + 64 * 1024);
     ev.close();
   });
 

@@ -1,0 +1,114 @@
+// Backpressure end to end, against a peer the test drives by hand: a receiver that
+// reads slowly holds the sender back (its lead and its memory stay bounded while
+// the whole file still arrives intact), and a sender that ignores the window it was
+// given is stopped instead of being buffered.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readdirSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Message } from '../../server/protocol/messages.js';
+import { chunkCount } from '../../server/protocol/transfer-messages.js';
+import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
+import { freePorts } from '../helpers/ports.js';
+import { connectRawPeer } from '../helpers/raw-peer.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MiB = 1024 * 1024;
+let d: InProcessDaemon;
+let files: ReturnType<typeof tempDir>;
+let a: { port: number; id: string };
+
+beforeAll(async () => {
+  d = await startInProcess({ timings: { heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 30_000 } });
+  files = tempDir('meshdrop-files-');
+  a = await d.client.addPeer((await freePorts(1))[0]!);
+});
+
+afterAll(async () => {
+  await d.close();
+  files.remove();
+});
+
+/** A file of distinct random MiBs, written and hashed piece by piece (never whole in memory). */
+function makeFile(name: string, mib: number): { path: string; sha256: string } {
+  const path = join(files.path, name);
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'w');
+  for (let i = 0; i < mib; i++) {
+    const block = randomBytes(MiB);
+    hash.update(block);
+    writeSync(fd, block);
+  }
+  closeSync(fd);
+  return { path, sha256: hash.digest('hex') };
+}
+
+it('a receiver that reads slowly slows the sender down, with bounded memory, and gets every byte', async () => {
+  const src = makeFile('slow.bin', 256);
+  const got = createHash('sha256');
+  let result: string | null = null;
+  const raw = await connectRawPeer(a.port, (msg: Message, peer) => {
+    if (msg.type === 'offer') {
+      // The largest window the protocol allows (the whole file here): only TCP holds the sender back.
+      peer.send({ type: 'accept', id: msg.id, need: [[0, chunkCount(msg.size, msg.chunkSize)]], window: 1024 });
+    } else if (msg.type === 'data') {
+      got.update(msg.bytes);
+    } else if (msg.type === 'end') {
+      result = got.digest('hex');
+      peer.send({ type: 'result', id: msg.id, ok: result === msg.sha256, code: result === msg.sha256 ? 'stored' : 'hash_mismatch', message: 'slow.bin' });
+    }
+  });
+  await waitFor('the raw peer to be connected', async () => (await d.client.connections(a.port)).some((c) => c.id === raw.identity.id));
+  raw.throttle(48 * MiB);
+  global.gc?.();
+  const baseline = process.memoryUsage().rss;
+  const posted = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [raw.identity.id], paths: [src.path] });
+  expect(posted.status, JSON.stringify(posted.body)).toBe(202);
+  const id = posted.body.transfers[0].id;
+  let lead = 0;
+  let growth = 0;
+  let t: any;
+  for (;;) {
+    t = (await d.client.get(`/api/transfers/${id}`)).body;
+    // How far the sender got ahead of what the receiver has read: only socket buffers
+    // (kernel send and receive buffers, TLS, our 1 MiB write high-water mark) sit between.
+    lead = Math.max(lead, t.bytesDone - raw.bytesRead);
+    growth = Math.max(growth, process.memoryUsage().rss - baseline);
+    if (['completed', 'failed', 'canceled', 'rejected'].includes(t.state) || lead >= 48 * MiB) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Had the sender ignored backpressure, it would have queued most of the 256 MiB file.
+  expect(lead).toBeLessThan(48 * MiB);
+  expect(t.state, JSON.stringify(t.error)).toBe('completed');
+  expect(result).toBe(src.sha256);
+  expect(growth).toBeLessThan(96 * MiB);
+  expect((await d.client.connections(a.port)).find((c) => c.id === raw.identity.id)?.state).toBe('open');
+  raw.close();
+});
+
+it('a sender that ignores the window it was given is stopped, and nothing is kept', async () => {
+  const cancel: Message[] = [];
+  let accept: Extract<Message, { type: 'accept' }> | null = null;
+  const raw = await connectRawPeer(a.port, (msg) => {
+    if (msg.type === 'accept') accept = msg;
+    else if (msg.type === 'cancel') cancel.push(msg);
+  });
+  // Offers from other daemons wait for the user unless the sender is trusted.
+  expect((await d.client.request('PUT', `/api/peers/${a.port}/trusted/${raw.identity.id}`)).status).toBe(204);
+  const id = randomBytes(16).toString('hex');
+  const chunkSize = 64 * 1024;
+  raw.send({ type: 'offer', id, name: 'flood.bin', size: 32 * MiB, mime: 'application/octet-stream', chunkSize });
+  const accepted = await waitFor('ACCEPT', () => accept);
+  const bytes = randomBytes(chunkSize);
+  // Everything at once, without waiting for a single CREDIT.
+  for (let index = 0; index < accepted.window + 32; index++) raw.send({ type: 'data', id, index, bytes });
+  const stop = await waitFor('CANCEL', () => cancel[0]);
+  expect(stop).toMatchObject({ type: 'cancel', id, code: 'window_exceeded' });
+  const t = await waitFor('the transfer to fail', async () =>
+    (await d.client.get(`/api/transfers?peer=${a.port}`)).body.transfers.find((x: any) => x.name === 'flood.bin' && x.state === 'failed'),
+  );
+  expect(t.error.code).toBe('window_exceeded');
+  await waitFor('the partial file to go', () => readdirSync(join(d.transfers.peerDir(a.port), 'partial')).length === 0);
+  raw.close();
+});
