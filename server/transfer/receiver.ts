@@ -6,13 +6,14 @@
 // that exists nowhere yet (link() never overwrites).
 
 import { createHash, type Hash } from 'node:crypto';
-import { link, open, unlink, type FileHandle } from 'node:fs/promises';
+import { link, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
 import { chunkCount, type DataMessage, type EndMessage, type OfferMessage } from '../protocol/transfer-messages.js';
 import type { Ledger, Store } from '../store/db.js';
-import { hashFile, writeFully } from './file-io.js';
+import { ChunkFile } from './chunk-file.js';
+import { hashFile } from './file-io.js';
 import { numbered } from './names.js';
 import type { TransferRecord } from './record.js';
 
@@ -48,7 +49,7 @@ export class Receiver {
   #hashedUpTo = 0;
   /** The chunk indexes still expected, in order. */
   #queue: number[] = [];
-  #fh: FileHandle | null = null;
+  #fh: ChunkFile | null = null;
   #writes: Promise<void> = Promise.resolve();
   #lastLedger = 0;
   #sinceLedger = 0;
@@ -105,7 +106,7 @@ export class Receiver {
     this.#whole = createHash('sha256');
     this.#hashedUpTo = 0;
     this.#good.fill(0, this.#durable);
-    const fh = fresh ? await open(this.#temp, 'w+', 0o600) : await open(this.#temp, 'r+');
+    const fh = await ChunkFile.open(this.#temp, fresh);
     if (this.#finished) {
       // Canceled while the file was opening: fail() found no handle to close.
       await fh.close();
@@ -145,7 +146,7 @@ export class Receiver {
         // Chunks already received are still written after a pause (so they are not fetched
         // again); only a transfer that ended for good drops them.
         if (this.#finished || !this.#fh) return;
-        await writeFully(this.#fh, bytes, index * chunkSize);
+        await this.#fh.write(bytes, index * chunkSize);
         createHash('sha256').update(bytes).digest().copy(this.#hashes, index * HASH_BYTES);
         this.#good[index] = 1;
         if (this.#whole && index === this.#hashedUpTo) {
@@ -212,7 +213,7 @@ export class Receiver {
     const buf = Buffer.allocUnsafe(chunkSize);
     for (let i = 0; i < this.#durable; i++) {
       const length = Math.min(chunkSize, size - i * chunkSize);
-      const { bytesRead } = await this.#fh!.read(buf, 0, length, i * chunkSize);
+      const { bytesRead } = await this.#fh!.fh.read(buf, 0, length, i * chunkSize);
       const digest = createHash('sha256').update(buf.subarray(0, bytesRead)).digest();
       if (bytesRead !== length || !digest.equals(this.#hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) {
         this.#good[i] = 0;
@@ -230,7 +231,7 @@ export class Receiver {
 
   async #sync(): Promise<void> {
     if (!this.#fh) return;
-    await this.#fh.datasync();
+    await this.#fh.fh.datasync();
     let d = this.#durable;
     while (d < this.#total && this.#good[d]) d++;
     this.#durable = d;
@@ -264,7 +265,7 @@ export class Receiver {
       this.fail({ code: 'bad_chunk', message: `END with ${this.#queue.length} chunks still missing` }, true);
       return;
     }
-    const sha256 = this.#whole && this.#hashedUpTo === this.#total ? this.#whole.digest('hex') : await hashFile(this.#fh, this.#offer.size);
+    const sha256 = this.#whole && this.#hashedUpTo === this.#total ? this.#whole.digest('hex') : await hashFile(this.#fh.fh, this.#offer.size);
     const id = this.#offer.id;
     if (sha256 !== msg.sha256) {
       const reason = { code: 'hash_mismatch', message: `received data hashes to ${sha256.slice(0, 16)}…, sender said ${msg.sha256.slice(0, 16)}…` };
@@ -272,7 +273,7 @@ export class Receiver {
       this.fail(reason, false);
       return;
     }
-    await this.#fh.sync();
+    await this.#fh.fh.sync();
     await this.#fh.close();
     this.#fh = null;
     const name = await this.#place();
