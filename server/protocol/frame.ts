@@ -7,9 +7,12 @@
 // The length is checked against the cap for its type before a single payload
 // byte is buffered, so a hostile length never makes us allocate.
 
+import { payloadPool } from './buffer-pool.js';
 import { ProtocolError } from '../errors.js';
 
 export const HEADER_SIZE = 5;
+/** The transfer id and chunk index before a DATA frame's chunk (transfer-messages.ts DATA_HEADER). */
+const DATA_HEADER_BYTES = 16 + 4;
 
 export const FrameType = {
   HELLO: 0x01,
@@ -157,11 +160,12 @@ export class FrameDecoder {
     const { type, length } = this.#pending;
     if (this.#buffered < length) return null;
     this.#pending = null;
-    return { type, payload: this.#take(length) };
+    // A DATA payload is its 20-byte header, then the chunk: the chunk lands page-aligned.
+    return { type, payload: this.#take(length, type === FrameType.DATA ? DATA_HEADER_BYTES : 0) };
   }
 
   /** Consumes and returns exactly n bytes (n <= buffered); a view when one chunk holds them all. */
-  #take(n: number): Buffer {
+  #take(n: number, skew = 0): Buffer {
     if (n === 0) return Buffer.alloc(0);
     this.#buffered -= n;
     const first = this.#chunks[this.#head]!;
@@ -170,7 +174,7 @@ export class FrameDecoder {
       else this.#chunks[this.#head] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = payloadPool.take(n, skew);
     let offset = 0;
     while (offset < n) {
       const chunk = this.#chunks[this.#head]!;

@@ -1,40 +1,18 @@
 // The receiver's temporary file. Whole 4 KiB blocks are written with O_DIRECT
-// from page-aligned buffers: on the VMs we measured, writing through the page
-// cache costs about 1.4 s of system time per GiB (the host takes freed memory
-// back and hands it out again), O_DIRECT about 0.2 s (../shared/field-notes.md
-// section 5). The tail of a file and filesystems without O_DIRECT (tmpfs) go
+// from page-aligned buffers (chunks arrive in them: protocol/buffer-pool.ts).
+// On the VMs we measured, writing through the page cache costs about 1.4 s of
+// system time per GiB (the host takes freed memory back and hands it out
+// again), O_DIRECT about 0.2 s (../shared/field-notes.md section 5). The tail of a file and filesystems without O_DIRECT (tmpfs) go
 // through an ordinary descriptor; reads, fsync and the final link use that one.
 
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { PAGE, payloadPool } from '../protocol/buffer-pool.js';
 import { writeFully } from './file-io.js';
 
 // O_DIRECT wants buffer address, file offset and length aligned to the logical
-// block size; 4096 covers every common device.
-const ALIGN = 4096;
-const WASM_PAGE = 64 * 1024;
-// Aligned buffers kept for reuse, so bulk receiving allocates nothing per chunk.
-const POOL_KEEP = 8;
-
-const pool: Buffer[] = [];
-
-// Node has WebAssembly; this project's TypeScript libs (no DOM) do not declare it.
-declare const WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } };
-
-/**
- * A page-aligned buffer of at least `size` bytes. WebAssembly memories start on a
- * page boundary, which ordinary Buffers do not promise.
- */
-function alignedBuffer(size: number): Buffer {
-  const i = pool.findIndex((b) => b.length >= size);
-  if (i >= 0) return pool.splice(i, 1)[0]!;
-  const memory = new WebAssembly.Memory({ initial: Math.ceil(size / WASM_PAGE) });
-  return Buffer.from(memory.buffer);
-}
-
-function release(buf: Buffer): void {
-  if (pool.length < POOL_KEEP) pool.push(buf);
-}
+// block size; a page (4096) covers every common device.
+const ALIGN = PAGE;
 
 export class ChunkFile {
   /** The ordinary descriptor: reads, the unaligned tail, sync. */
@@ -64,9 +42,11 @@ export class ChunkFile {
   async write(bytes: Buffer, position: number): Promise<void> {
     const whole = this.#direct && position % ALIGN === 0 ? bytes.length - (bytes.length % ALIGN) : 0;
     if (whole > 0) {
-      const buf = alignedBuffer(whole);
+      // A chunk straight from the frame decoder is already aligned; anything else is copied.
+      const direct = payloadPool.aligned(bytes);
+      const buf = direct ? bytes : payloadPool.take(whole, 0, true);
       try {
-        bytes.copy(buf, 0, 0, whole);
+        if (!direct) bytes.copy(buf, 0, 0, whole);
         await writeFully(this.#direct!, buf.subarray(0, whole), position);
       } catch (err) {
         // Some filesystems accept O_DIRECT at open and refuse the write: stop trying.
@@ -75,7 +55,7 @@ export class ChunkFile {
         await writeFully(this.fh, bytes, position);
         return;
       } finally {
-        release(buf);
+        if (!direct) payloadPool.give(buf);
       }
     }
     if (whole < bytes.length) await writeFully(this.fh, bytes.subarray(whole), position + whole);

@@ -12,6 +12,7 @@ import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
 import { chunkCount, type DataMessage, type EndMessage, type OfferMessage } from '../protocol/transfer-messages.js';
 import type { Ledger, Store } from '../store/db.js';
+import { payloadPool } from '../protocol/buffer-pool.js';
 import { ChunkFile } from './chunk-file.js';
 import { hashFile } from './file-io.js';
 import { numbered } from './names.js';
@@ -141,20 +142,27 @@ export class Receiver {
     }
     this.#queue.shift();
     const { index, bytes } = msg;
+    // Hashed now, in arrival order; the write starts now too, so several are in flight at
+    // once (O_DIRECT writes wait for the device). The bookkeeping below runs in order.
+    const digest = createHash('sha256').update(bytes).digest();
+    if (this.#whole && index === this.#hashedUpTo) {
+      this.#whole.update(bytes);
+      this.#hashedUpTo++;
+    } else {
+      this.#whole = null; // out of file order (a repaired chunk): hash the file at the end instead
+    }
+    const fh = this.#fh;
+    const written = fh ? fh.write(bytes, index * chunkSize) : Promise.resolve();
+    // The buffer goes back to the pool only once nothing reads it any more.
+    void written.then(() => payloadPool.give(bytes), () => {});
     this.#writes = this.#writes
       .then(async () => {
         // Chunks already received are still written after a pause (so they are not fetched
         // again); only a transfer that ended for good drops them.
-        if (this.#finished || !this.#fh) return;
-        await this.#fh.write(bytes, index * chunkSize);
-        createHash('sha256').update(bytes).digest().copy(this.#hashes, index * HASH_BYTES);
+        if (this.#finished || !fh) return;
+        await written;
+        digest.copy(this.#hashes, index * HASH_BYTES);
         this.#good[index] = 1;
-        if (this.#whole && index === this.#hashedUpTo) {
-          this.#whole.update(bytes);
-          this.#hashedUpTo++;
-        } else {
-          this.#whole = null; // out of file order (a repaired chunk): hash the file at the end instead
-        }
         this.record.progress(this.#goodBytes());
         this.#sinceLedger += bytes.length;
         if (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= LEDGER_EVERY_BYTES) await this.#sync();
