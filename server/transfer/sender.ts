@@ -138,20 +138,32 @@ export class Sender {
     try {
       let done = row.size - need.reduce((sum, i) => sum + Math.min(chunkSize, row.size - i * chunkSize), 0);
       this.record.progress(done);
-      for (const index of need) {
-        while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
-        if (this.#halt) return;
+      // Reads one chunk (once an upload has written it) and hashes it, in file order.
+      const load = async (index: number): Promise<Buffer | null> => {
         const length = Math.min(chunkSize, row.size - index * chunkSize);
         while (this.#growing && !this.#growing.has(index * chunkSize + length) && !this.#halt) await this.#growing.changed();
-        if (this.#halt) return;
+        if (this.#halt) return null;
         const bytes = Buffer.allocUnsafe(length);
         await readFully(fh, bytes, index * chunkSize);
         if (inOrder) hash.update(bytes);
+        return bytes;
+      };
+      // The next chunk is read and hashed while this one drains into the socket, so the
+      // connection does not sit idle between chunks.
+      let next = need.length > 0 ? load(need[0]!) : null;
+      for (let k = 0; k < need.length; k++) {
+        const index = need[k]!;
+        const bytes = await next!;
+        next = k + 1 < need.length ? load(need[k + 1]!) : null;
+        // An attempt that stops early leaves a read behind; its failure is of no interest.
+        next?.catch(() => {});
+        while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
+        if (this.#halt || !bytes) return;
         this.#credits--;
         await gate.run(async () => {
           if (!this.#halt && !conn.sendData(id, index, bytes)) await conn.drained();
         });
-        done += length;
+        done += bytes.length;
         this.record.progress(done);
       }
       if (this.#halt) return;
