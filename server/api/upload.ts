@@ -4,7 +4,7 @@
 // declared starts sending at once, while its bytes are still arriving; the others
 // are sent once the whole request has arrived and checked out.
 
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -14,6 +14,7 @@ import { ApiError } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
 import { MAX_SIZE } from '../protocol/transfer-messages.js';
 import { GrowingFile } from '../transfer/growing-file.js';
+import { hashThread } from '../transfer/hasher.js';
 import { safeName } from '../transfer/names.js';
 import type { OutgoingFile, TransferService } from '../transfer/service.js';
 import type { TransferView } from '../transfer/view.js';
@@ -97,7 +98,8 @@ function parseSize(value: string): number {
 
 /** Streams one part into `fh`, hashing it; a GrowingFile learns each write once it is on disk. */
 async function store(input: NodeJS.ReadableStream, fh: Awaited<ReturnType<typeof open>>, source?: GrowingFile): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
+  // Hashed on the hash thread (each piece is copied there as it is handed over).
+  const hash = hashThread.stream();
   let size = 0;
   const sink = new Writable({
     highWaterMark: WRITE_HIGH_WATER,
@@ -111,7 +113,7 @@ async function store(input: NodeJS.ReadableStream, fh: Awaited<ReturnType<typeof
       fh.writev(buffers, size).then(
         (r) => {
           if (r.bytesWritten !== bytes) throw new Error(`short write (${r.bytesWritten} of ${bytes} bytes)`);
-          for (const b of buffers) hash.update(b);
+          for (const b of buffers) void hash.update(b).catch(() => {});
           size += bytes;
           source?.grew(bytes);
           done();
@@ -121,9 +123,15 @@ async function store(input: NodeJS.ReadableStream, fh: Awaited<ReturnType<typeof
   });
   try {
     await pipeline(input, sink);
+  } catch (err) {
+    hash.drop();
+    throw err;
   } finally {
     await fh.close();
   }
-  if (source && size !== source.size) throw new ApiError('size_mismatch', `the file has ${size} bytes, not the declared ${source.size}`);
-  return { size, sha256: hash.digest('hex') };
+  if (source && size !== source.size) {
+    hash.drop();
+    throw new ApiError('size_mismatch', `the file has ${size} bytes, not the declared ${source.size}`);
+  }
+  return { size, sha256: await hash.digest() };
 }

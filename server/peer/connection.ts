@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { ProtocolError, type Reason } from '../errors.js';
+import { payloadPool } from '../protocol/buffer-pool.js';
 import { FrameDecoder } from '../protocol/frame.js';
 import { decodeMessage, encodeMessage, SUPPORTED_VERSIONS, type HelloMessage, type Message } from '../protocol/messages.js';
 import { encodeDataHeader, TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
@@ -84,7 +85,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   readonly transportClosed: Promise<void>;
   readonly #opts: ConnectionOptions;
   readonly #stream: Duplex;
-  readonly #decoder = new FrameDecoder();
+  // DATA payloads come from the shared pool; the transfer code gives them back.
+  readonly #decoder = new FrameDecoder({ pool: payloadPool });
   readonly #versions: readonly number[];
   readonly #features: readonly string[];
   #lastReceived = Date.now();
@@ -253,14 +255,21 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return this.#stream.writableLength < BULK_HIGH_WATER;
   }
 
-  /** Sends one DATA frame as header + the caller's buffer (no copy); same return as send(). */
-  sendData(id: string, index: number, bytes: Buffer): boolean {
-    if (this.state !== 'open' || !this.#stream.writable) return false;
+  /**
+   * Sends one DATA frame as header + the caller's buffer (no copy); same return as
+   * send(). `written` is called once the transport is done with `bytes` (or never
+   * took it), so the caller may reuse it.
+   */
+  sendData(id: string, index: number, bytes: Buffer, written?: () => void): boolean {
+    if (this.state !== 'open' || !this.#stream.writable) {
+      written?.();
+      return false;
+    }
     const head = encodeDataHeader(id, index, bytes.length);
     this.bytesOut += head.length + bytes.length;
     this.#stream.cork();
     this.#stream.write(head);
-    this.#stream.write(bytes);
+    this.#stream.write(bytes, written && (() => written()));
     this.#stream.uncork();
     return this.#stream.writableLength < BULK_HIGH_WATER;
   }

@@ -7,7 +7,7 @@
 // The length is checked against the cap for its type before a single payload
 // byte is buffered, so a hostile length never makes us allocate.
 
-import { payloadPool } from './buffer-pool.js';
+import type { BufferPool } from './buffer-pool.js';
 import { ProtocolError } from '../errors.js';
 
 export const HEADER_SIZE = 5;
@@ -92,6 +92,12 @@ export class FrameDecoder {
   #failed: ProtocolError | null = null;
   /** Types defined on this connection so far; features negotiated in HELLO add more. */
   readonly #types = new Set<number>(CORE_TYPES);
+  /** Where large payloads come from, for a consumer that gives them back (see BufferPool). */
+  readonly #pool: BufferPool | null;
+
+  constructor(opts: { pool?: BufferPool } = {}) {
+    this.#pool = opts.pool ?? null;
+  }
 
   /** Accepts more frame types from now on (after a feature was negotiated). */
   enable(types: readonly number[]): void {
@@ -174,7 +180,7 @@ export class FrameDecoder {
       else this.#chunks[this.#head] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = payloadPool.take(n, skew);
+    const out = this.#pool ? this.#pool.take(n, skew) : Buffer.allocUnsafe(n);
     let offset = 0;
     while (offset < n) {
       const chunk = this.#chunks[this.#head]!;

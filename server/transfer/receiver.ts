@@ -5,7 +5,7 @@
 // the sender's END is the file fsynced and linked into the inbox under a name
 // that exists nowhere yet (link() never overwrites).
 
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { link, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Reason } from '../errors.js';
@@ -15,6 +15,7 @@ import type { Ledger, Store } from '../store/db.js';
 import { payloadPool } from '../protocol/buffer-pool.js';
 import { ChunkFile } from './chunk-file.js';
 import { hashFile } from './file-io.js';
+import { chunkDigest, hashThread, type HashStream } from './hasher.js';
 import { numbered } from './names.js';
 import type { TransferRecord } from './record.js';
 
@@ -45,8 +46,8 @@ export class Receiver {
   readonly #good: Uint8Array;
   /** Chunks [0, #durable) are on disk, synced, and in the ledger. */
   #durable = 0;
-  /** The whole-file hash, fed in order while chunks arrive in order from #hashedUpTo. */
-  #whole: Hash | null = createHash('sha256');
+  /** The whole-file hash (on the hash thread), fed in order while chunks arrive in order from #hashedUpTo. */
+  #whole: HashStream | null = null;
   #hashedUpTo = 0;
   /** The chunk indexes still expected, in order. */
   #queue: number[] = [];
@@ -104,7 +105,8 @@ export class Receiver {
     this.#active = true;
     const fresh = this.#durable === 0;
     // The whole-file hash is rebuilt from what is on disk, in order.
-    this.#whole = createHash('sha256');
+    this.#whole?.drop();
+    this.#whole = hashThread.stream();
     this.#hashedUpTo = 0;
     this.#good.fill(0, this.#durable);
     const fh = await ChunkFile.open(this.#temp, fresh);
@@ -128,40 +130,43 @@ export class Receiver {
   }
 
   onData(msg: DataMessage): void {
-    if (!this.#active) return;
+    if (!this.#active) return payloadPool.give(msg.bytes);
     const { chunkSize, size } = this.#offer;
     const expected = Math.min(chunkSize, size - msg.index * chunkSize);
     if (msg.index !== this.#queue[0] || msg.bytes.length !== expected) {
       this.fail({ code: 'bad_chunk', message: `chunk ${msg.index} was not expected (next ${this.#queue[0]}, ${expected} bytes)` }, true);
-      return;
+      return payloadPool.give(msg.bytes);
     }
     if (--this.#allowed < 0) {
       // Chunks queue up in memory until the disk takes them: a sender may not run ahead.
       this.fail({ code: 'window_exceeded', message: 'the sender sent more chunks than the receiver allowed' }, true);
-      return;
+      return payloadPool.give(msg.bytes);
     }
     this.#queue.shift();
     const { index, bytes } = msg;
     // Hashed now, in arrival order; the write starts now too, so several are in flight at
     // once (O_DIRECT writes wait for the device). The bookkeeping below runs in order.
-    const digest = createHash('sha256').update(bytes).digest();
+    let hashed: Promise<Buffer | null>;
     if (this.#whole && index === this.#hashedUpTo) {
-      this.#whole.update(bytes);
+      hashed = this.#whole.update(bytes, true);
       this.#hashedUpTo++;
     } else {
-      this.#whole = null; // out of file order (a repaired chunk): hash the file at the end instead
+      // Out of file order (a repaired chunk): the whole file is hashed at the end instead.
+      this.#whole?.drop();
+      this.#whole = null;
+      hashed = chunkDigest(bytes);
     }
     const fh = this.#fh;
     const written = fh ? fh.write(bytes, index * chunkSize) : Promise.resolve();
     // The buffer goes back to the pool only once nothing reads it any more.
-    void written.then(() => payloadPool.give(bytes), () => {});
+    void Promise.all([written, hashed]).then(() => payloadPool.give(bytes), () => {});
     this.#writes = this.#writes
       .then(async () => {
         // Chunks already received are still written after a pause (so they are not fetched
         // again); only a transfer that ended for good drops them.
         if (this.#finished || !fh) return;
         await written;
-        digest.copy(this.#hashes, index * HASH_BYTES);
+        (await hashed)!.copy(this.#hashes, index * HASH_BYTES);
         this.#good[index] = 1;
         this.record.progress(this.#goodBytes());
         this.#sinceLedger += bytes.length;
@@ -197,6 +202,8 @@ export class Receiver {
     this.#active = false;
     if (tellSender) this.#conn.send({ type: 'cancel', id: this.#offer.id, code: reason.code, message: reason.message });
     this.record.setState(state, reason);
+    this.#whole?.drop();
+    this.#whole = null;
     this.#writes = this.#writes.finally(async () => {
       await this.#fh?.close().catch(() => {});
       this.#fh = null;
@@ -226,12 +233,16 @@ export class Receiver {
       if (bytesRead !== length || !digest.equals(this.#hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) {
         this.#good[i] = 0;
       } else if (this.#whole && i === this.#hashedUpTo) {
-        this.#whole.update(buf.subarray(0, bytesRead));
+        // Copied as it is handed over, so `buf` can be read into again at once.
+        void this.#whole.update(buf.subarray(0, bytesRead)).catch(() => {});
         this.#hashedUpTo++;
       }
     }
     // Chunks are no longer all in file order once one is bad: hash the file at the end instead.
-    if (this.#hashedUpTo < this.#durable) this.#whole = null;
+    if (this.#hashedUpTo < this.#durable) {
+      this.#whole?.drop();
+      this.#whole = null;
+    }
     let d = 0;
     while (d < this.#total && this.#good[d]) d++;
     this.#durable = d;
@@ -273,7 +284,7 @@ export class Receiver {
       this.fail({ code: 'bad_chunk', message: `END with ${this.#queue.length} chunks still missing` }, true);
       return;
     }
-    const sha256 = this.#whole && this.#hashedUpTo === this.#total ? this.#whole.digest('hex') : await hashFile(this.#fh.fh, this.#offer.size);
+    const sha256 = this.#whole && this.#hashedUpTo === this.#total ? await this.#whole.digest() : await hashFile(this.#fh.fh, this.#offer.size);
     const id = this.#offer.id;
     if (sha256 !== msg.sha256) {
       const reason = { code: 'hash_mismatch', message: `received data hashes to ${sha256.slice(0, 16)}…, sender said ${msg.sha256.slice(0, 16)}…` };

@@ -7,12 +7,13 @@
 // chunk by chunk as the upload writes it. When the connection drops the
 // transfer pauses, and run() starts again on the next connection to that peer.
 
-import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
 import { chunkCount, chunkSizeFor, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
+import { payloadPool } from '../protocol/buffer-pool.js';
 import { hashFile, readFully } from './file-io.js';
+import { hashThread } from './hasher.js';
 import type { GrowingFile } from './growing-file.js';
 import type { TransferRecord } from './record.js';
 
@@ -133,35 +134,47 @@ export class Sender {
     // A fresh transfer (everything needed, in order) is hashed as it is read, unless the
     // upload already hashed it.
     const inOrder = need.length === total && !this.#knownSha256 && !this.#growing;
-    const hash = createHash('sha256');
+    const hash = inOrder ? hashThread.stream() : null;
     const fh = await open(this.#path, 'r');
     try {
       let done = row.size - need.reduce((sum, i) => sum + Math.min(chunkSize, row.size - i * chunkSize), 0);
       this.record.progress(done);
       // Reads one chunk (once an upload has written it) and hashes it, in file order.
-      const load = async (index: number): Promise<Buffer | null> => {
+      // Chunks are read into pooled shared buffers: the hash thread reads them in place, and
+      // a buffer goes back once both it and the socket are done with it.
+      const load = async (index: number): Promise<{ bytes: Buffer; hashed: Promise<unknown> } | null> => {
         const length = Math.min(chunkSize, row.size - index * chunkSize);
         while (this.#growing && !this.#growing.has(index * chunkSize + length) && !this.#halt) await this.#growing.changed();
         if (this.#halt) return null;
-        const bytes = Buffer.allocUnsafe(length);
-        await readFully(fh, bytes, index * chunkSize);
-        if (inOrder) hash.update(bytes);
-        return bytes;
+        const bytes = payloadPool.take(length);
+        try {
+          await readFully(fh, bytes, index * chunkSize);
+        } catch (err) {
+          payloadPool.give(bytes);
+          throw err;
+        }
+        return { bytes, hashed: hash ? hash.update(bytes) : Promise.resolve() };
       };
       // The next chunk is read and hashed while this one drains into the socket, so the
       // connection does not sit idle between chunks.
       let next = need.length > 0 ? load(need[0]!) : null;
       for (let k = 0; k < need.length; k++) {
         const index = need[k]!;
-        const bytes = await next!;
+        const chunk = await next!;
         next = k + 1 < need.length ? load(need[k + 1]!) : null;
         // An attempt that stops early leaves a read behind; its failure is of no interest.
         next?.catch(() => {});
+        if (!chunk) return;
+        const { bytes, hashed } = chunk;
+        let sent: () => void = () => {};
+        const released = new Promise<void>((r) => (sent = r));
+        void Promise.all([hashed, released]).then(() => payloadPool.give(bytes), () => {});
         while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
-        if (this.#halt || !bytes) return;
+        if (this.#halt) return sent();
         this.#credits--;
         await gate.run(async () => {
-          if (!this.#halt && !conn.sendData(id, index, bytes)) await conn.drained();
+          if (this.#halt) return sent();
+          if (!conn.sendData(id, index, bytes, sent)) await conn.drained();
         });
         done += bytes.length;
         this.record.progress(done);
@@ -169,8 +182,9 @@ export class Sender {
       if (this.#halt) return;
       // The receiver checks this hash against every byte it got: were the outbox copy of an
       // upload changed since, the transfer would fail there with hash_mismatch.
-      row.sha256 = this.#knownSha256 ?? (this.#growing ? await this.#growing.sha256() : inOrder ? hash.digest('hex') : await hashFile(fh, row.size));
+      row.sha256 = this.#knownSha256 ?? (this.#growing ? await this.#growing.sha256() : hash ? await hash.digest() : await hashFile(fh, row.size));
     } finally {
+      hash?.drop();
       await fh.close();
     }
     if (this.#halt) return;

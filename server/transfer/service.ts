@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError, type Reason } from '../errors.js';
+import { payloadPool } from '../protocol/buffer-pool.js';
 import type { EventBus } from '../events/bus.js';
 import type { PeerConnection } from '../peer/connection.js';
 import type { Peer } from '../peer/peer.js';
@@ -332,7 +333,11 @@ export class TransferService {
       return;
     }
     const receiver = this.#receivers.get(key);
-    if (!receiver) return; // late frames of a transfer that already ended
+    if (!receiver) {
+      // Late frames of a transfer that already ended.
+      if (msg.type === 'data') payloadPool.give(msg.bytes);
+      return;
+    }
     if (msg.type === 'data') receiver.onData(msg);
     else if (msg.type === 'end') receiver.onEnd(msg);
     else if (msg.type === 'cancel') {

@@ -6,6 +6,20 @@ import { BufferPool, PAGE, payloadPool } from '../../../server/protocol/buffer-p
 import { FrameDecoder, FrameType, encodeFrame } from '../../../server/protocol/frame.js';
 import { TRANSFER_FRAME_TYPES } from '../../../server/protocol/transfer-messages.js';
 
+it('caps the shared memory it hands out; past the cap buffers are ordinary (and still aligned)', () => {
+  const pool = new BufferPool(2 * 1024 * 1024);
+  const a = pool.take(1024 * 1024);
+  const b = pool.take(1024 * 1024);
+  expect(pool.liveShared).toBe(2 * 1024 * 1024);
+  const c = pool.take(1024 * 1024);
+  expect(pool.liveShared).toBe(2 * 1024 * 1024);
+  expect(c.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+  expect(pool.aligned(c)).toBe(true);
+  expect(a.buffer).toBeInstanceOf(SharedArrayBuffer);
+  pool.give(b);
+  expect(pool.take(1024 * 1024).buffer).toBe(b.buffer);
+});
+
 it('reuses a buffer given back, and refuses one given back twice', () => {
   const pool = new BufferPool(8 * 1024 * 1024);
   const a = pool.take(1024 * 1024);
@@ -28,7 +42,7 @@ it('places a skewed buffer so that byte `skew` starts a page, and leaves small o
 });
 
 it('decodes a DATA frame split across reads into a buffer whose chunk is page-aligned', () => {
-  const decoder = new FrameDecoder();
+  const decoder = new FrameDecoder({ pool: payloadPool });
   decoder.enable(TRANSFER_FRAME_TYPES);
   const payload = Buffer.alloc(20 + 128 * 1024, 7);
   const frame = encodeFrame(FrameType.DATA, payload);

@@ -1,0 +1,139 @@
+// SHA-256 off the main thread. Hashing is the largest single cost of a transfer
+// (about 0.6 CPU-s per GiB and pass; the receiver makes two: chunk hashes and the
+// whole file), and every peer of a daemon shares one event loop: a hash thread
+// lets TLS and hashing use both cores. Chunks are handed over without copying
+// when they live in shared memory (the payload pool, protocol/buffer-pool.ts);
+// others are copied. One thread takes the requests in order, so a stream's
+// whole-file hash sees its chunks in the order they were given.
+
+import { Worker } from 'node:worker_threads';
+
+// Plain JavaScript, run with `eval`, so it needs no build step and works the same
+// under tsc output, tsx and the test runner.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const streams = new Map();
+parentPort.on('message', (m) => {
+  if (m.op === 'chunk') {
+    let chunk = null;
+    if (m.chunk) chunk = createHash('sha256').update(m.data).digest();
+    if (m.stream !== 0) {
+      let h = streams.get(m.stream);
+      if (!h) streams.set(m.stream, (h = createHash('sha256')));
+      h.update(m.data);
+    }
+    parentPort.postMessage({ id: m.id, digest: chunk });
+  } else if (m.op === 'end') {
+    const h = streams.get(m.stream) || createHash('sha256');
+    streams.delete(m.stream);
+    parentPort.postMessage({ id: m.id, hex: h.digest('hex') });
+  } else if (m.op === 'drop') {
+    streams.delete(m.stream);
+  }
+});
+`;
+
+interface Reply {
+  id: number;
+  digest?: Uint8Array | null;
+  hex?: string;
+}
+
+class HashThread {
+  #worker: Worker | null = null;
+  #nextId = 1;
+  #nextStream = 1;
+  readonly #waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  #busy = 0;
+
+  #get(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.on('message', (r: Reply) => {
+      const w = this.#waiting.get(r.id);
+      this.#waiting.delete(r.id);
+      if (--this.#busy === 0) worker.unref();
+      w?.resolve(r);
+    });
+    worker.on('error', (err) => this.#fail(err));
+    worker.on('exit', (code) => this.#fail(new Error(`the hash thread exited with code ${code}`)));
+    worker.unref();
+    this.#worker = worker;
+    return worker;
+  }
+
+  #fail(err: Error): void {
+    this.#worker = null;
+    this.#busy = 0;
+    for (const w of this.#waiting.values()) w.reject(err);
+    this.#waiting.clear();
+  }
+
+  #ask(msg: Record<string, unknown>): Promise<Reply> {
+    const worker = this.#get();
+    const id = this.#nextId++;
+    // Keep the process alive only while answers are owed.
+    if (this.#busy++ === 0) worker.ref();
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      worker.postMessage({ ...msg, id });
+    });
+  }
+
+  /** A new whole-file hash stream. */
+  stream(): HashStream {
+    return new HashStream(this, this.#nextStream++);
+  }
+
+  /** SHA-256 of one chunk, and (stream != 0) the chunk fed to that stream. */
+  async chunk(stream: number, data: Uint8Array, chunkDigest: boolean): Promise<Buffer | null> {
+    const r = await this.#ask({ op: 'chunk', stream, data, chunk: chunkDigest });
+    return r.digest ? Buffer.from(r.digest.buffer, r.digest.byteOffset, r.digest.byteLength) : null;
+  }
+
+  async end(stream: number): Promise<string> {
+    return (await this.#ask({ op: 'end', stream })).hex!;
+  }
+
+  drop(stream: number): void {
+    this.#worker?.postMessage({ op: 'drop', stream });
+  }
+}
+
+/** The whole-file SHA-256 of chunks fed in file order, computed on the hash thread. */
+export class HashStream {
+  readonly #thread: HashThread;
+  readonly #id: number;
+  #ended = false;
+
+  constructor(thread: HashThread, id: number) {
+    this.#thread = thread;
+    this.#id = id;
+  }
+
+  /** Feeds `data` (the caller keeps it untouched until this resolves); resolves to its own SHA-256 if asked. */
+  update(data: Uint8Array, chunkDigest = false): Promise<Buffer | null> {
+    return this.#thread.chunk(this.#id, data, chunkDigest);
+  }
+
+  /** The hex digest of everything fed; the stream is done. */
+  digest(): Promise<string> {
+    this.#ended = true;
+    return this.#thread.end(this.#id);
+  }
+
+  /** Forgets the stream without a digest (the transfer stopped). */
+  drop(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#thread.drop(this.#id);
+  }
+}
+
+export const hashThread = new HashThread();
+
+/** SHA-256 of one chunk on the hash thread (no stream). */
+export async function chunkDigest(data: Uint8Array): Promise<Buffer> {
+  return (await hashThread.chunk(0, data, true))!;
+}
