@@ -11,6 +11,8 @@ export const TRANSFER_ID_BYTES = 16;
 export const DATA_HEADER = TRANSFER_ID_BYTES + 4;
 export const MIN_CHUNK = 64 * 1024;
 export const MAX_CHUNK = 4 * 1024 * 1024;
+/** The smallest chunk meshdrop itself sends: below it, per-chunk work shows in throughput. */
+const PREFERRED_CHUNK = 1024 * 1024;
 /** Largest file size a peer may offer (2^53 - 1: exact in JSON numbers and JS). */
 export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 const MAX_NAME_BYTES = 1024;
@@ -94,9 +96,9 @@ export const TRANSFER_FRAME_TYPES: readonly number[] = [
   FrameType.CANCEL,
 ];
 
-/** Chunk size for a file: the smallest power of two giving at most 1,024 chunks, within 64 KiB..4 MiB. */
+/** Chunk size meshdrop sends with: 1 MiB, or the smallest larger power of two giving at most 1,024 chunks, up to 4 MiB (docs/PROTOCOL.md says why). */
 export function chunkSizeFor(size: number): number {
-  let chunk = MIN_CHUNK;
+  let chunk = PREFERRED_CHUNK;
   while (chunk < MAX_CHUNK && Math.ceil(size / chunk) > 1024) chunk *= 2;
   return chunk;
 }

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, ftruncateSync, openSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chunkSizeFor } from '../../server/protocol/transfer-messages.js';
 import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
@@ -315,17 +316,17 @@ describe('stopping early', () => {
     expect(done.sha256).toBe(src.sha256);
     expect(await sha256File(join(d.transfers.peerDir(c.port), 'inbox', name))).toBe(src.sha256);
     // What crossed the link for this file, both connections together. DATA frames carry whole
-    // 128 KiB chunks (this file's chunk size), so the receiver got every chunk once: what it
+    // chunks (1 MiB for this file), so the receiver got every chunk once: what it
     // had received when the link dropped was kept, and only a chunk cut in half (never
     // delivered) came again. Framing and control messages stay well under 64 KiB.
-    const chunk = 128 * 1024;
+    const chunk = chunkSizeFor(size);
     const received = cutIn - before.in + (await link(c.port, a.id)).bytesIn;
     expect(received).toBeGreaterThanOrEqual(size);
     expect(received - size).toBeLessThan(chunk + 64 * 1024);
-    // The sender re-sent only what was in flight when the link dropped: at most the 8 MiB
-    // credit window (64 chunks) the receiver allows.
+    // The sender re-sent only what was in flight when the link dropped: at most the 16 MiB
+    // credit window the receiver allows.
     const sent = cutOut - before.out + (await link(a.port, c.id)).bytesOut;
-    expect(sent - size).toBeLessThan(64 * chunk + 64 * 1024);
+    expect(sent - size).toBeLessThan(16 * 1024 * 1024 + 64 * 1024);
     ev.close();
   });
 
@@ -340,7 +341,7 @@ describe('stopping early', () => {
     expect((await d.client.post(`/api/transfers/${t.id}/pause`, {})).status).toBe(200);
     const paused = await ev.waitFor('the receiver to pause', (m) => m.type === 'transfer.paused' && m.data.transfer.direction === 'in' && m.data.transfer.name === 'flip-me.bin');
     expect(paused.data.transfer.error.code).toBe('paused_by_user');
-    // Damage one byte in the second chunk of the partial file.
+    // Damage one byte in the first chunk of the partial file.
     const partialDir = join(d.transfers.peerDir(b.port), 'partial');
     const part = await waitFor('the partial file', () => readdirSync(partialDir).find((n) => n.endsWith('.part')));
     const fd = openSync(join(partialDir, part), 'r+');
@@ -351,9 +352,9 @@ describe('stopping early', () => {
     closeSync(fd);
     expect((await d.client.post(`/api/transfers/${t.id}/resume`, {})).status).toBe(200);
     const restarted = await ev.waitFor('the receiver to start again', (m) => m.type === 'transfer.started' && m.data.transfer.direction === 'in' && m.data.transfer.name === 'flip-me.bin' && m.seq > paused.seq);
-    // At most the damaged 64 KiB chunk (this file's chunk size) is fetched again; a write under
-    // way at the pause may have added chunks. Nothing else starts over.
-    expect(restarted.data.transfer.bytesDone).toBeGreaterThanOrEqual(paused.data.transfer.bytesDone - 64 * 1024);
+    // At most the damaged chunk (1 MiB for this file) is fetched again; a write under way at
+    // the pause may have added chunks. Nothing else starts over.
+    expect(restarted.data.transfer.bytesDone).toBeGreaterThanOrEqual(paused.data.transfer.bytesDone - chunkSizeFor(64 * 1024 * 1024));
     expect(restarted.data.transfer.bytesDone).toBeLessThan(64 * 1024 * 1024);
     const done = await finished(t.id);
     // Had the flipped byte gone unnoticed, the whole-file hash would not match and this would fail.

@@ -81,10 +81,11 @@ describe('transfer messages', () => {
   });
 
   it('picks chunk sizes that keep chunks few and small', () => {
-    expect(chunkSizeFor(0)).toBe(64 * 1024);
-    expect(chunkSizeFor(1024)).toBe(64 * 1024);
-    expect(chunkSizeFor(64 * 1024 * 1024)).toBe(64 * 1024);
+    expect(chunkSizeFor(0)).toBe(1024 * 1024);
+    expect(chunkSizeFor(1024)).toBe(1024 * 1024);
+    expect(chunkSizeFor(64 * 1024 * 1024)).toBe(1024 * 1024);
     expect(chunkSizeFor(1024 ** 3)).toBe(1024 * 1024);
+    expect(chunkSizeFor(1024 ** 3 + 1)).toBe(2 * 1024 * 1024);
     expect(chunkSizeFor(100 * 1024 ** 3)).toBe(4 * 1024 * 1024);
   });
 });
