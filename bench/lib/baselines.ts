@@ -1,0 +1,49 @@
+// Baselines measured in the same session as the scenarios: the bare Node pipe (plain
+// TCP and TLS 1.3) and, in sshd.ts, scp and rsync. Each returns MiB/s of a run whose
+// received file was hashed and compared with the sent one.
+
+import { writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createIdentity } from '../../server/peer/identity.js';
+import { spawnChild } from './child.js';
+import { verifyLocal, type Payload } from './files.js';
+import { mibPerSec } from './stats.js';
+
+export interface TlsFiles {
+  server: { key: string; cert: string };
+  client: { key: string; cert: string };
+}
+
+/** Two identities of the kind our peers use (ECDSA P-256, self-signed), as PEM files. */
+export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
+  const write = async (label: string) => {
+    const id = await createIdentity(label);
+    const key = join(dir, `${label}.key.pem`);
+    const cert = join(dir, `${label}.cert.pem`);
+    writeFileSync(key, id.keyPem, { mode: 0o600 });
+    writeFileSync(cert, id.certPem);
+    return { key, cert };
+  };
+  return { server: await write('bench-server'), client: await write('bench-client') };
+}
+
+/** Timed by the receiver: from the accepted (TLS: secured) connection to the fsynced file. */
+export async function runPipe(kind: 'tcp' | 'tls', payload: Payload, dir: string, certs: TlsFiles): Promise<number> {
+  const out = join(dir, `pipe-${kind}.out`);
+  const env = (end: { key: string; cert: string }) => ({ BENCH_TLS_KEY: end.key, BENCH_TLS_CERT: end.cert });
+  const recv = spawnChild('pipe-child.ts', ['recv', kind, out], env(certs.server));
+  try {
+    const { port } = await recv.next<{ port: number }>();
+    const send = spawnChild('pipe-child.ts', ['send', kind, String(port), payload.path], env(certs.client));
+    const { ms, bytes } = await recv.next<{ ms: number; bytes: number }>();
+    const code = await send.exited;
+    if (code !== 0) throw new Error(`pipe sender exited with ${code}`);
+    if (bytes !== payload.size) throw new Error(`${kind} pipe received ${bytes} bytes of ${payload.size}`);
+    await verifyLocal(out, payload, `${kind} pipe`);
+    return mibPerSec(payload.size, ms);
+  } finally {
+    await recv.kill();
+    await rm(out, { force: true });
+  }
+}

@@ -1,0 +1,184 @@
+// A sending peer and a receiving peer, in two daemons (scenario A's shape) or in one
+// (B's), with the calls a user's script makes to move files between them and the
+// wait for the receiver's transfer.completed that ends every timed interval.
+
+import { request } from 'node:http';
+import { createReadStream } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { freePorts } from '../../tests/helpers/ports.js';
+import { ApiError, type Daemon, type EventStream, type MeshEvent } from './daemon.js';
+import { verifyReceived, type Payload } from './files.js';
+
+export interface End {
+  daemon: Daemon;
+  port: number;
+  id: string;
+  events: EventStream;
+}
+
+export interface Link {
+  from: End;
+  to: End;
+}
+
+/** Two daemons, one peer each; the receiver trusts the sender so offers go straight through. */
+export async function linkAcross(a: Daemon, b: Daemon): Promise<Link> {
+  const [pa, pb] = await freePorts(2);
+  const sender = await a.api.addPeer(pa!);
+  const receiver = await b.api.addPeer(pb!);
+  await b.api.trust(pb!, sender.id);
+  await a.api.connect(pa!, '127.0.0.1', pb!);
+  return {
+    from: { daemon: a, port: pa!, id: sender.id, events: await a.events() },
+    to: { daemon: b, port: pb!, id: receiver.id, events: await b.events() },
+  };
+}
+
+/** Two peers of one daemon: they connect to each other by themselves. */
+export async function linkWithin(d: Daemon): Promise<Link> {
+  const [pa, pb] = await freePorts(2);
+  const sender = await d.api.addPeer(pa!);
+  const receiver = await d.api.addPeer(pb!);
+  const deadline = Date.now() + 15_000;
+  while (!(await d.api.connections(pa!)).some((c) => c.id === receiver.id && c.state === 'open')) {
+    if (Date.now() > deadline) throw new Error(`peers ${pa} and ${pb} of ${d.name} did not connect`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const events = await d.events();
+  return { from: { daemon: d, port: pa!, id: sender.id, events }, to: { daemon: d, port: pb!, id: receiver.id, events } };
+}
+
+const BAD_END = new Set(['transfer.failed', 'transfer.canceled', 'transfer.rejected', 'transfer.paused']);
+
+/**
+ * Resolves with the receiver's completed transfers once every name in `names` has
+ * completed at `link.to`; rejects on any failure, pause or waiting offer on either end.
+ * Subscribe before sending, so nothing can be missed.
+ */
+export function awaitCompleted(link: Link, names: readonly string[], timeoutMs: number): Promise<Map<string, any>> {
+  const pending = new Set(names);
+  const done = new Map<string, any>();
+  return new Promise((resolve, reject) => {
+    const offs: Array<() => void> = [];
+    const finish = (err: Error | null) => {
+      clearTimeout(timer);
+      for (const off of offs) off();
+      if (err) reject(err);
+      else resolve(done);
+    };
+    const timer = setTimeout(() => finish(new Error(`timed out after ${timeoutMs} ms with ${pending.size} of ${names.length} files not completed at peer ${link.to.port}`)), timeoutMs);
+    const watch = (e: MeshEvent) => {
+      const t = e.data?.transfer;
+      if (!t || (t.peer !== link.from.port && t.peer !== link.to.port)) return;
+      if (BAD_END.has(e.type)) return finish(new Error(`${e.type} for ${t.name} at peer ${t.peer}: ${JSON.stringify(t.error)}`));
+      if (e.type === 'transfer.offered' && t.peer === link.to.port) return finish(new Error(`offer of ${t.name} waits for the user at ${t.peer}: the sender is not trusted`));
+      if (e.type === 'transfer.completed' && t.direction === 'in' && t.peer === link.to.port && pending.delete(t.name)) {
+        done.set(t.name, t);
+        if (pending.size === 0) finish(null);
+      }
+    };
+    offs.push(link.to.events.on(watch));
+    if (link.from.events !== link.to.events) offs.push(link.from.events.on(watch));
+  });
+}
+
+export interface Timed {
+  ms: number;
+}
+
+/** Verifies every received file, then deletes it so inboxes (and disk use) stay small. */
+async function verifyAndClean(link: Link, files: readonly Payload[], done: Map<string, any>): Promise<void> {
+  const queue = [...files];
+  const worker = async () => {
+    for (let f = queue.shift(); f; f = queue.shift()) {
+      const t = done.get(f.name);
+      await verifyReceived(link.to.daemon, link.to.port, t?.savedAs ?? null, f);
+      await link.to.daemon.api.deleteFile(link.to.port, t.savedAs);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, files.length) }, worker));
+}
+
+/** JSON POST {to, paths}: timed from the request until the last file completed at the receiver. */
+export async function sendPaths(link: Link, files: readonly Payload[], timeoutMs: number): Promise<Timed> {
+  const completed = awaitCompleted(link, files.map((f) => f.name), timeoutMs);
+  completed.catch(() => {}); // handled below; avoid an unhandled rejection if the POST throws first
+  const t0 = performance.now();
+  await link.from.daemon.api.expect(202, 'POST', `/api/peers/${link.from.port}/transfers`, { to: [link.to.id], paths: files.map((f) => f.path) });
+  const done = await completed;
+  const ms = performance.now() - t0;
+  await verifyAndClean(link, files, done);
+  return { ms };
+}
+
+/** Whether the daemon takes the multipart `size` field; learnt at the first upload. */
+let sizeField: boolean | null = null;
+export const uploadNotices: string[] = [];
+
+/**
+ * Multipart upload (fields `to`, `size`, then `file`), streamed from disk, timed until
+ * the file completed at the receiver. A daemon without the `size` field answers 400;
+ * then the upload is retried without it (the refused attempt is not timed).
+ */
+export async function uploadFile(link: Link, file: Payload, timeoutMs: number): Promise<Timed & { withSize: boolean }> {
+  for (;;) {
+    const withSize = sizeField !== false;
+    const completed = awaitCompleted(link, [file.name], timeoutMs);
+    completed.catch(() => {});
+    const t0 = performance.now();
+    const res = await postMultipart(link, file, withSize);
+    if (res.status === 400 && withSize && /size/.test(JSON.stringify(res.body))) {
+      sizeField = false;
+      uploadNotices.push(`the daemon refused the multipart "size" field (${JSON.stringify(res.body)}); uploads were sent without it`);
+      console.error(`  notice: ${uploadNotices.at(-1)}`);
+      continue;
+    }
+    if (res.status !== 202) throw new ApiError(res.status, res.body, 'multipart POST /transfers');
+    if (withSize) sizeField = true;
+    const done = await completed;
+    const ms = performance.now() - t0;
+    await verifyAndClean(link, [file], done);
+    return { ms, withSize };
+  }
+}
+
+function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ status: number; body: unknown }> {
+  const boundary = `----meshdrop-bench-${Math.random().toString(16).slice(2)}`;
+  const field = (name: string, value: string) => `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  const head = Buffer.from(
+    field('to', link.to.id) + (withSize ? field('size', String(file.size)) : '') +
+    `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${file.name}"\r\ncontent-type: application/octet-stream\r\n\r\n`,
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const url = new URL(`${link.from.daemon.base}/api/peers/${link.from.port}/transfers`);
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${link.from.daemon.token}`,
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': head.length + file.size + tail.length,
+      },
+    }, (res) => {
+      // A refusal can come before the body is sent: stop streaming it, or the refused
+      // upload would keep the daemon busy during the next, timed attempt.
+      if (res.statusCode !== 202) {
+        body.unpipe(req);
+        body.destroy();
+      }
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        if (res.statusCode !== 202) req.destroy();
+        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
+      });
+    });
+    const body = createReadStream(file.path, { highWaterMark: 1024 * 1024 });
+    req.on('error', reject);
+    req.write(head);
+    body.on('error', reject);
+    body.on('end', () => req.end(tail));
+    body.pipe(req, { end: false });
+  });
+}
