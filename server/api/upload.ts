@@ -73,7 +73,8 @@ export async function receiveUpload(
     }
     if (!targets) throw new ApiError('bad_request', names.length ? 'no "file" part in the upload' : 'no "to" field and no "file" part');
     if (declared !== null) throw new ApiError('bad_request', 'a "size" field must be followed by its "file" part');
-    return [...started, ...transfers.send(port, targets, stored, { removeAfter: true })];
+    // Records as they are now: the streamed ones may be well under way, or done.
+    return [...started.map((t) => transfers.get(t.id)), ...transfers.send(port, targets, stored, { removeAfter: true })];
   } catch (err) {
     // Let the rest of the body drain at full speed (nobody reads the parser any more, so it
     // would otherwise stall until the request timeout), so the refusal is answered now.

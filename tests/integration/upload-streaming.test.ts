@@ -84,6 +84,8 @@ it('starts sending while the upload is still arriving, and ends byte-identical',
   const res = await response;
   expect(res.status, JSON.stringify(res.body)).toBe(202);
   expect(res.body.transfers.map((t: any) => t.id)).toEqual([sending.id]);
+  // The answer shows the record as it is now, not as it was when the upload began.
+  expect(res.body.transfers[0].bytesDone).toBeGreaterThan(0);
   const done = await ended(sending.id);
   const sum = createHash('sha256').update(data).digest('hex');
   expect(done).toMatchObject({ state: 'completed', sha256: sum });
