@@ -36,6 +36,14 @@ export class Client {
     return this.request<T>('DELETE', path);
   }
 
+  /** Waits until transfer `id` reaches a final state; resolves with its record. */
+  async transferEnded(id: string, timeoutMs = 30_000): Promise<any> {
+    return waitFor(`transfer ${id} to end`, async () => {
+      const t = (await this.get(`/api/transfers/${id}`)).body;
+      return ['completed', 'failed', 'rejected', 'canceled'].includes(t.state) ? t : null;
+    }, { timeoutMs });
+  }
+
   async addPeer(port: number): Promise<{ port: number; id: string }> {
     const res = await this.post('/api/peers', { port });
     if (res.status !== 201) throw new Error(`adding peer ${port}: ${res.status} ${JSON.stringify(res.body)}`);

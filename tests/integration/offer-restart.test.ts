@@ -54,12 +54,7 @@ async function restartReceiver(offerTimeoutMs?: number): Promise<void> {
   await sender.client.waitForConnections(a.port, [x.port], 20_000);
 }
 
-async function ended(client: InProcessDaemon['client'], id: string): Promise<any> {
-  return waitFor(`transfer ${id} to end`, async () => {
-    const t = (await client.get(`/api/transfers/${id}`)).body;
-    return ['completed', 'failed', 'rejected', 'canceled'].includes(t.state) ? t : null;
-  }, { timeoutMs: 30_000 });
-}
+const ended = (client: InProcessDaemon['client'], id: string): Promise<any> => client.transferEnded(id);
 
 it('keeps waiting through a restart, is not asked again, and can then be accepted', async () => {
   const { sha256, out, waiting } = await offer('after-restart.bin');

@@ -28,12 +28,7 @@ function makeFile(name: string, size: number): { path: string; sha256: string } 
   return { path, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
-async function finished(id: string): Promise<any> {
-  return waitFor(`transfer ${id} to end`, async () => {
-    const t = (await d.client.get(`/api/transfers/${id}`)).body;
-    return ['completed', 'failed', 'rejected', 'canceled'].includes(t.state) ? t : null;
-  }, { timeoutMs: 60_000 });
-}
+const finished = (id: string): Promise<any> => d.client.transferEnded(id, 60_000);
 
 /** The receiving side's record of a transfer sent from `from` (matched by name and peer). */
 async function received(port: number, savedAs: string): Promise<any> {

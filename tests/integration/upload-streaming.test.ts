@@ -60,12 +60,7 @@ async function incoming(name: string): Promise<any> {
   );
 }
 
-async function ended(id: string): Promise<any> {
-  return waitFor(`transfer ${id} to end`, async () => {
-    const t = (await d.client.get(`/api/transfers/${id}`)).body;
-    return ['completed', 'failed', 'rejected', 'canceled'].includes(t.state) ? t : null;
-  }, { timeoutMs: 30_000 });
-}
+const ended = (id: string): Promise<any> => d.client.transferEnded(id);
 
 it('starts sending while the upload is still arriving, and ends byte-identical', async () => {
   const data = randomBytes(12 * 1024 * 1024 + 17);
