@@ -20,6 +20,18 @@ declare const WebAssembly: {
   Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => { buffer: ArrayBuffer | SharedArrayBuffer };
 };
 
+/**
+ * Copies `src` into `dst` at `offset` (dst may be shared memory). Not
+ * `dst.set(src)`: into shared memory V8 copies with relaxed atomics, byte by byte
+ * whenever source and target are not equally word-aligned, which is the common
+ * case for TLS records landing in a chunk (measured 0.82 s per GiB against
+ * 0.06 s). Buffer#fill with a buffer of the same length is one native memcpy.
+ */
+export function copyInto(dst: Buffer, src: Uint8Array, offset: number): void {
+  if (src.length === 0) return;
+  dst.fill(src, offset, offset + src.length);
+}
+
 export class BufferPool {
   readonly #free = new Map<number, ArrayBufferLike[]>();
   /** Every buffer this pool made (all page-aligned); the shared ones are reused. */

@@ -7,7 +7,7 @@
 // The length is checked against the cap for its type before a single payload
 // byte is buffered, so a hostile length never makes us allocate.
 
-import type { BufferPool } from './buffer-pool.js';
+import { copyInto, type BufferPool } from './buffer-pool.js';
 import { ProtocolError } from '../errors.js';
 
 export const HEADER_SIZE = 5;
@@ -186,11 +186,11 @@ export class FrameDecoder {
       const chunk = this.#chunks[this.#head]!;
       const want = n - offset;
       if (chunk.length <= want) {
-        out.set(chunk, offset);
+        copyInto(out, chunk, offset);
         offset += chunk.length;
         this.#advance();
       } else {
-        out.set(chunk.subarray(0, want), offset);
+        copyInto(out, chunk.subarray(0, want), offset);
         this.#chunks[this.#head] = chunk.subarray(want);
         offset += want;
       }

@@ -7,7 +7,7 @@
 
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { PAGE, payloadPool } from '../protocol/buffer-pool.js';
+import { copyInto, PAGE, payloadPool } from '../protocol/buffer-pool.js';
 import { writeFully } from './file-io.js';
 
 // O_DIRECT wants buffer address, file offset and length aligned to the logical
@@ -46,7 +46,7 @@ export class ChunkFile {
       const direct = payloadPool.aligned(bytes);
       const buf = direct ? bytes : payloadPool.take(whole, 0, true);
       try {
-        if (!direct) bytes.copy(buf, 0, 0, whole);
+        if (!direct) copyInto(buf, bytes.subarray(0, whole), 0);
         await writeFully(this.#direct!, buf.subarray(0, whole), position);
       } catch (err) {
         // Some filesystems accept O_DIRECT at open and refuse the write: stop trying.
