@@ -1,11 +1,14 @@
 // Receiving one file: chunks are written into a temporary file in the peer's
-// partial/ folder; each chunk's SHA-256 goes into the ledger once the chunk is
-// durable (fdatasync), so after a cut, a crash or a restart only missing or
-// corrupted chunks are fetched again. Only when the whole-file SHA-256 matches
-// the sender's END is the file fsynced and linked into the inbox under a name
-// that exists nowhere yet (link() never overwrites).
+// partial/ folder. Chunks arrive in file order and feed the whole-file SHA-256;
+// after each chunk the hash thread also answers the SHA-256 of the file so far
+// (a prefix digest, almost free), and those go into the ledger once the chunks
+// are durable (fdatasync). After a cut, a crash or a restart the receiver
+// re-reads what it kept, checks it against those digests, and keeps everything
+// up to the first chunk that no longer matches: only the rest is fetched again.
+// Only when the whole-file SHA-256 matches the sender's END is the file fsynced
+// and linked into the inbox under a name that exists nowhere yet (link() never
+// overwrites).
 
-import { createHash } from 'node:crypto';
 import { link, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Reason } from '../errors.js';
@@ -14,8 +17,8 @@ import { chunkCount, type DataMessage, type EndMessage, type OfferMessage } from
 import type { Ledger, Store } from '../store/db.js';
 import { payloadPool } from '../protocol/buffer-pool.js';
 import { ChunkFile } from './chunk-file.js';
-import { hashFile } from './file-io.js';
-import { chunkDigest, hashThread, type HashStream } from './hasher.js';
+import { hashFile, readFully } from './file-io.js';
+import { hashThread, type HashStream } from './hasher.js';
 import { numbered } from './names.js';
 import type { TransferRecord } from './record.js';
 
@@ -41,12 +44,12 @@ export class Receiver {
   #offer: OfferMessage;
   readonly #temp: string;
   readonly #total: number;
-  /** Per-chunk SHA-256, 32 bytes each; valid where #good is set. */
+  /** For each chunk, the SHA-256 of the file up to its end (32 bytes each); valid where #good is set. */
   readonly #hashes: Buffer;
   readonly #good: Uint8Array;
   /** Chunks [0, #durable) are on disk, synced, and in the ledger. */
   #durable = 0;
-  /** The whole-file hash (on the hash thread), fed in order while chunks arrive in order from #hashedUpTo. */
+  /** The whole-file hash (on the hash thread), fed chunks [0, #hashedUpTo) in order. */
   #whole: HashStream | null = null;
   #hashedUpTo = 0;
   /** The chunk indexes still expected, in order. */
@@ -54,6 +57,8 @@ export class Receiver {
   #fh: ChunkFile | null = null;
   #writes: Promise<void> = Promise.resolve();
   #lastLedger = 0;
+  /** A ledger sync running beside the chunk writes (see onData). */
+  #syncing: Promise<void> | null = null;
   #sinceLedger = 0;
   #active = false;
   #finished = false;
@@ -144,18 +149,16 @@ export class Receiver {
     }
     this.#queue.shift();
     const { index, bytes } = msg;
+    // What is needed is always the rest of the file from the first chunk not kept (see
+    // #verifyOnDisk), and DATA comes in that order, so every chunk continues the hash.
+    if (!this.#whole || index !== this.#hashedUpTo) {
+      this.fail({ code: 'internal_error', message: `chunk ${index} arrived with the hash at chunk ${this.#hashedUpTo}` }, true);
+      return payloadPool.give(bytes);
+    }
     // Hashed now, in arrival order; the write starts now too, so several are in flight at
     // once (O_DIRECT writes wait for the device). The bookkeeping below runs in order.
-    let hashed: Promise<Buffer | null>;
-    if (this.#whole && index === this.#hashedUpTo) {
-      hashed = this.#whole.update(bytes, true);
-      this.#hashedUpTo++;
-    } else {
-      // Out of file order (a repaired chunk): the whole file is hashed at the end instead.
-      this.#whole?.drop();
-      this.#whole = null;
-      hashed = chunkDigest(bytes);
-    }
+    const hashed = this.#whole.update(bytes, true);
+    this.#hashedUpTo++;
     const fh = this.#fh;
     const written = fh ? fh.write(bytes, index * chunkSize) : Promise.resolve();
     // The buffer goes back to the pool only once nothing reads it any more.
@@ -170,10 +173,18 @@ export class Receiver {
         this.#good[index] = 1;
         this.record.progress(this.#goodBytes());
         this.#sinceLedger += bytes.length;
-        if (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= LEDGER_EVERY_BYTES) await this.#sync();
         if (this.#active) {
           this.#allowed++;
           this.#conn.send({ type: 'credit', id: this.#offer.id, chunks: 1 });
+        }
+        // The ledger sync runs beside the chunks, not between them: an fdatasync can take
+        // tens of milliseconds, and credits held back that long starve the link.
+        if (!this.#syncing && (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= LEDGER_EVERY_BYTES)) {
+          this.#syncing = this.#sync()
+            .catch((err: NodeJS.ErrnoException) => this.#writeFailed(err))
+            .finally(() => {
+              this.#syncing = null;
+            });
         }
       })
       .catch((err: NodeJS.ErrnoException) => this.#writeFailed(err));
@@ -189,6 +200,7 @@ export class Receiver {
     this.#active = false;
     this.record.setState('paused', reason);
     this.#writes = this.#writes.then(async () => {
+      await this.#syncing;
       if (this.#fh) await this.#sync().catch(() => {});
       await this.#fh?.close().catch(() => {});
       this.#fh = null;
@@ -205,6 +217,7 @@ export class Receiver {
     this.#whole?.drop();
     this.#whole = null;
     this.#writes = this.#writes.finally(async () => {
+      await this.#syncing;
       await this.#fh?.close().catch(() => {});
       this.#fh = null;
       await unlink(this.#temp).catch(() => {});
@@ -222,38 +235,54 @@ export class Receiver {
     this.fail({ code: 'write_failed', message: `cannot write the file: ${err.code ?? err.message}` }, true);
   }
 
-  /** Re-reads the chunks the ledger calls good; any that no longer match are fetched again. */
+  /**
+   * Re-reads the chunks the ledger calls good, feeding the whole-file hash again, and keeps
+   * them up to the first whose prefix digest no longer matches (a damaged disk, an edited
+   * file): that one and all after it are fetched again. A prefix digest cannot vouch for a
+   * chunk after a bad one; damage is rare, a second hash pass on every transfer is not.
+   */
   async #verifyOnDisk(): Promise<void> {
     const { chunkSize, size } = this.#offer;
     const buf = Buffer.allocUnsafe(chunkSize);
-    for (let i = 0; i < this.#durable; i++) {
-      const length = Math.min(chunkSize, size - i * chunkSize);
-      const { bytesRead } = await this.#fh!.fh.read(buf, 0, length, i * chunkSize);
-      const digest = createHash('sha256').update(buf.subarray(0, bytesRead)).digest();
-      if (bytesRead !== length || !digest.equals(this.#hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) {
-        this.#good[i] = 0;
-      } else if (this.#whole && i === this.#hashedUpTo) {
-        // Copied as it is handed over, so `buf` can be read into again at once.
-        void this.#whole.update(buf.subarray(0, bytesRead)).catch(() => {});
-        this.#hashedUpTo++;
+    let kept = 0;
+    while (kept < this.#durable && this.#whole) {
+      const length = Math.min(chunkSize, size - kept * chunkSize);
+      const { bytesRead } = await this.#fh!.fh.read(buf, 0, length, kept * chunkSize);
+      if (bytesRead !== length) break;
+      // Copied as it is handed over (not shared memory), so `buf` can be read into again.
+      const digest = await this.#whole.update(buf.subarray(0, bytesRead), true);
+      if (!digest!.equals(this.#hashes.subarray(kept * HASH_BYTES, (kept + 1) * HASH_BYTES))) {
+        // The stream has taken the bad chunk in: start it again over the good ones.
+        this.#whole.drop();
+        this.#whole = null;
+        break;
       }
+      kept++;
     }
-    // Chunks are no longer all in file order once one is bad: hash the file at the end instead.
-    if (this.#hashedUpTo < this.#durable) {
-      this.#whole?.drop();
-      this.#whole = null;
+    this.#hashedUpTo = kept;
+    if (!this.#whole && !this.#finished) await this.#rehash(kept, buf);
+    this.#good.fill(0, kept);
+    this.#durable = kept;
+  }
+
+  /** A fresh whole-file hash fed chunks [0, count) from disk (all known good). */
+  async #rehash(count: number, buf: Buffer): Promise<void> {
+    const { chunkSize, size } = this.#offer;
+    this.#whole = hashThread.stream();
+    for (let i = 0; i < count; i++) {
+      const length = Math.min(chunkSize, size - i * chunkSize);
+      await readFully(this.#fh!.fh, buf.subarray(0, length), i * chunkSize);
+      await this.#whole.update(buf.subarray(0, length));
     }
-    let d = 0;
-    while (d < this.#total && this.#good[d]) d++;
-    this.#durable = d;
   }
 
   async #sync(): Promise<void> {
     if (!this.#fh) return;
-    await this.#fh.fh.datasync();
+    // Only chunks written before the datasync starts are covered by it.
     let d = this.#durable;
     while (d < this.#total && this.#good[d]) d++;
-    this.#durable = d;
+    await this.#fh.fh.datasync();
+    if (d > this.#durable) this.#durable = d;
     this.#saveLedger();
   }
 
@@ -292,6 +321,7 @@ export class Receiver {
       this.fail(reason, false);
       return;
     }
+    await this.#syncing;
     await this.#fh.fh.sync();
     await this.#fh.close();
     this.#fh = null;
