@@ -9,7 +9,7 @@ import { ProtocolError, type Reason } from '../errors.js';
 import { payloadPool } from '../protocol/buffer-pool.js';
 import { FrameDecoder } from '../protocol/frame.js';
 import { decodeMessage, encodeMessage, SUPPORTED_VERSIONS, type HelloMessage, type Message } from '../protocol/messages.js';
-import { encodeDataHeader, TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
+import { fillDataHeader, TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
 
 // After we send CLOSE and end our side, how long the remote gets to end its side.
 const CLOSE_GRACE_MS = 1000;
@@ -256,21 +256,19 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   /**
-   * Sends one DATA frame as header + the caller's buffer (no copy); same return as
-   * send(). `written` is called once the transport is done with `bytes` (or never
-   * took it), so the caller may reuse it.
+   * Sends one DATA frame: `frame` is DATA_FRAME_PREFIX bytes of room for the headers
+   * (filled in here), then the chunk; it goes out as one write, without a copy. Same
+   * return as send(). `written` is called once the transport is done with `frame`
+   * (or never took it), so the caller may reuse it.
    */
-  sendData(id: string, index: number, bytes: Buffer, written?: () => void): boolean {
+  sendData(id: string, index: number, frame: Buffer, written?: () => void): boolean {
     if (this.state !== 'open' || !this.#stream.writable) {
       written?.();
       return false;
     }
-    const head = encodeDataHeader(id, index, bytes.length);
-    this.bytesOut += head.length + bytes.length;
-    this.#stream.cork();
-    this.#stream.write(head);
-    this.#stream.write(bytes, written && (() => written()));
-    this.#stream.uncork();
+    fillDataHeader(frame, id, index);
+    this.bytesOut += frame.length;
+    this.#stream.write(frame, written && (() => written()));
     return this.#stream.writableLength < BULK_HIGH_WATER;
   }
 

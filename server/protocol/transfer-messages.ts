@@ -138,13 +138,22 @@ export function encodeTransfer(msg: TransferMessage): Buffer {
  * The frame header and DATA header of a chunk, without the chunk: the caller writes
  * the chunk's own buffer right after it, so bulk bytes are never copied.
  */
-export function encodeDataHeader(id: string, index: number, length: number): Buffer {
-  const head = Buffer.allocUnsafe(5 + DATA_HEADER);
-  head.writeUInt32BE(DATA_HEADER + length, 0);
-  head.writeUInt8(FrameType.DATA, 4);
-  head.write(id, 5, TRANSFER_ID_BYTES, 'hex');
-  head.writeUInt32BE(index, 5 + TRANSFER_ID_BYTES);
-  return head;
+/** Bytes before a DATA frame's chunk on the wire: the frame header (5) and the DATA header (20). */
+export const DATA_FRAME_PREFIX = 5 + DATA_HEADER;
+
+/**
+ * Turns `frame` into a whole DATA frame by writing both headers into its first
+ * DATA_FRAME_PREFIX bytes (the chunk is the rest). A sender reads each chunk into
+ * such a buffer so the frame goes out as one write: TLS copies the pieces of a
+ * multi-buffer write into one buffer first (1 MiB per chunk).
+ */
+export function fillDataHeader(frame: Buffer, id: string, index: number): Buffer {
+  if (frame.length < DATA_FRAME_PREFIX) throw new RangeError('a DATA frame needs room for its headers');
+  frame.writeUInt32BE(frame.length - 5, 0);
+  frame.writeUInt8(FrameType.DATA, 4);
+  frame.write(id, 5, TRANSFER_ID_BYTES, 'hex');
+  frame.writeUInt32BE(index, 5 + TRANSFER_ID_BYTES);
+  return frame;
 }
 
 /** Decodes a transfer frame; throws ProtocolError('bad_payload') on any field that breaks its rule. */

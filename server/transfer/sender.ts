@@ -10,7 +10,7 @@
 import { open } from 'node:fs/promises';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
-import { chunkCount, chunkSizeFor, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
+import { chunkCount, chunkSizeFor, DATA_FRAME_PREFIX, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
 import { payloadPool } from '../protocol/buffer-pool.js';
 import { hashFile, readFully } from './file-io.js';
 import { hashThread } from './hasher.js';
@@ -142,18 +142,20 @@ export class Sender {
       // Reads one chunk (once an upload has written it) and hashes it, in file order.
       // Chunks are read into pooled shared buffers: the hash thread reads them in place, and
       // a buffer goes back once both it and the socket are done with it.
-      const load = async (index: number): Promise<{ bytes: Buffer; hashed: Promise<unknown> } | null> => {
+      const load = async (index: number): Promise<{ frame: Buffer; bytes: Buffer; hashed: Promise<unknown> } | null> => {
         const length = Math.min(chunkSize, row.size - index * chunkSize);
         while (this.#growing && !this.#growing.has(index * chunkSize + length) && !this.#halt) await this.#growing.changed();
         if (this.#halt) return null;
-        const bytes = payloadPool.take(length);
+        // Room for the frame headers first, so the frame leaves as one buffer (connection.sendData).
+        const frame = payloadPool.take(DATA_FRAME_PREFIX + length);
+        const bytes = frame.subarray(DATA_FRAME_PREFIX);
         try {
           await readFully(fh, bytes, index * chunkSize);
         } catch (err) {
-          payloadPool.give(bytes);
+          payloadPool.give(frame);
           throw err;
         }
-        return { bytes, hashed: hash ? hash.update(bytes) : Promise.resolve() };
+        return { frame, bytes, hashed: hash ? hash.update(bytes) : Promise.resolve() };
       };
       // The next chunk is read and hashed while this one drains into the socket, so the
       // connection does not sit idle between chunks.
@@ -165,16 +167,16 @@ export class Sender {
         // An attempt that stops early leaves a read behind; its failure is of no interest.
         next?.catch(() => {});
         if (!chunk) return;
-        const { bytes, hashed } = chunk;
+        const { frame, bytes, hashed } = chunk;
         let sent: () => void = () => {};
         const released = new Promise<void>((r) => (sent = r));
-        void Promise.all([hashed, released]).then(() => payloadPool.give(bytes), () => {});
+        void Promise.all([hashed, released]).then(() => payloadPool.give(frame), () => {});
         while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
         if (this.#halt) return sent();
         this.#credits--;
         await gate.run(async () => {
           if (this.#halt) return sent();
-          if (!conn.sendData(id, index, bytes, sent)) await conn.drained();
+          if (!conn.sendData(id, index, frame, sent)) await conn.drained();
         });
         done += bytes.length;
         this.record.progress(done);
