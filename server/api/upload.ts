@@ -12,7 +12,9 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
+import { copyInto, payloadPool } from '../protocol/buffer-pool.js';
 import { MAX_SIZE } from '../protocol/transfer-messages.js';
+import { writeFully } from '../transfer/file-io.js';
 import { GrowingFile } from '../transfer/growing-file.js';
 import { hashThread } from '../transfer/hasher.js';
 import { safeName } from '../transfer/names.js';
@@ -99,27 +101,35 @@ function parseSize(value: string): number {
 
 /** Streams one part into `fh`, hashing it; a GrowingFile learns each write once it is on disk. */
 async function store(input: NodeJS.ReadableStream, fh: Awaited<ReturnType<typeof open>>, source?: GrowingFile): Promise<{ size: number; sha256: string }> {
-  // Hashed on the hash thread (each piece is copied there as it is handed over).
+  // Hashed on the hash thread as it is written.
   const hash = hashThread.stream();
   let size = 0;
   const sink = new Writable({
     highWaterMark: WRITE_HIGH_WATER,
     writev(chunks, done) {
-      const buffers = chunks.map((c) => c.chunk as Buffer);
-      const bytes = buffers.reduce((n, b) => n + b.length, 0);
+      const bytes = chunks.reduce((n, c) => n + (c.chunk as Buffer).length, 0);
       if (source && size + bytes > source.size) {
         done(new ApiError('size_mismatch', `the file is longer than its declared size of ${source.size} bytes`));
         return;
       }
-      fh.writev(buffers, size).then(
-        (r) => {
-          if (r.bytesWritten !== bytes) throw new Error(`short write (${r.bytesWritten} of ${bytes} bytes)`);
-          for (const b of buffers) void hash.update(b).catch(() => {});
+      // The pieces (tens of KiB each) are gathered into one pooled buffer: one write, and
+      // one hand-over to the hash thread that reads shared memory in place (each piece
+      // handed over alone was a message, and a copy of the socket buffer it came in).
+      const batch = payloadPool.take(bytes);
+      let at = 0;
+      for (const c of chunks) {
+        copyInto(batch, c.chunk as Buffer, at);
+        at += (c.chunk as Buffer).length;
+      }
+      const hashed = hash.update(batch);
+      hashed.catch(() => {});
+      writeFully(fh, batch, size)
+        .then(() => {
           size += bytes;
           source?.grew(bytes);
           done();
-        },
-      ).catch(done);
+        }, done)
+        .finally(() => hashed.finally(() => payloadPool.give(batch)).catch(() => {}));
     },
   });
   try {
