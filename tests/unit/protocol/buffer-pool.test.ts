@@ -51,3 +51,41 @@ it('decodes a DATA frame split across reads into a buffer whose chunk is page-al
   expect(out[0]!.payload.equals(payload)).toBe(true);
   expect(payloadPool.aligned(out[0]!.payload.subarray(20))).toBe(true);
 });
+
+it('copies a large payload into its buffer read by read, keeping none of the reads, and decodes what follows it', () => {
+  const decoder = new FrameDecoder({ pool: payloadPool });
+  decoder.enable(TRANSFER_FRAME_TYPES);
+  const payload = Buffer.alloc(20 + 1024 * 1024);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + 7) & 0xff;
+  const ping = encodeFrame(FrameType.PING, Buffer.alloc(8, 1));
+  const bytes = Buffer.concat([encodeFrame(FrameType.DATA, payload), ping]);
+  const out = [];
+  const RECORD = 16 * 1024 + 3; // TLS-record-sized reads that do not line up with anything
+  for (let at = 0; at < bytes.length; at += RECORD) {
+    const read = Buffer.from(bytes.subarray(at, at + RECORD));
+    const before = out.length;
+    out.push(...decoder.frames(read));
+    // Whatever a read carried of the big payload is already in the payload's buffer: the
+    // read itself can be reused (here: scribbled over) without changing the result. (Small
+    // frames are views into their read, so the read carrying the PING is left alone.)
+    if (at + RECORD <= bytes.length - ping.length) read.fill(0xee);
+    if (out.length === before && at + RECORD < bytes.length - ping.length) {
+      expect(decoder.buffered).toBe(Math.min(at + RECORD, 5 + payload.length));
+    }
+  }
+  expect(out.map((f) => f.type)).toEqual([FrameType.DATA, FrameType.PING]);
+  expect(out[0]!.payload.equals(payload)).toBe(true);
+  expect(payloadPool.aligned(out[0]!.payload.subarray(20))).toBe(true);
+  expect(out[1]!.payload.equals(Buffer.alloc(8, 1))).toBe(true);
+  expect(decoder.buffered).toBe(0);
+  expect(decoder.end()).toBeNull();
+});
+
+it('reports a stream that ends inside a large payload being copied', () => {
+  const decoder = new FrameDecoder({ pool: payloadPool });
+  decoder.enable(TRANSFER_FRAME_TYPES);
+  const frame = encodeFrame(FrameType.DATA, Buffer.alloc(20 + 256 * 1024, 3));
+  expect([...decoder.frames(frame.subarray(0, 100_000))]).toHaveLength(0);
+  expect(decoder.buffered).toBe(100_000);
+  expect(decoder.end()?.message).toMatch(/100000 bytes left over/);
+});
