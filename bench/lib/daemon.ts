@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
+import { DAEMON_NODE_FLAGS } from '../../server/node-flags.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const DAEMON_ENTRY = join(ROOT, 'dist', 'server', 'main.js');
@@ -96,7 +97,7 @@ export interface StartOptions {
 export async function startDaemon({ name, dataDir, nodeArgs = [] }: StartOptions): Promise<Daemon> {
   if (!existsSync(DAEMON_ENTRY)) throw new Error(`${DAEMON_ENTRY} is missing: run \`npm run build\` first (npm run bench does)`);
   mkdirSync(dataDir, { recursive: true });
-  const proc = spawn(process.execPath, [...nodeArgs, DAEMON_ENTRY, '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1'], {
+  const proc = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_ENTRY, '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../server/app.js';
+import { DAEMON_NODE_FLAGS } from '../../server/node-flags.js';
 import { loadOrCreateToken } from '../../server/api/auth.js';
 import { EventBus } from '../../server/events/bus.js';
 import { Mesh, type MeshTimings } from '../../server/mesh/mesh.js';
@@ -102,7 +103,7 @@ export async function spawnDaemon(dataDir: string, extra: string[] = [], { fast 
     throw new Error('dist/server is not built: run `npm run build` (npm test does) before this test');
   }
   const entry = compiled ? ['dist/server/main.js'] : ['--import', 'tsx', 'server/main.ts'];
-  const proc = spawn(process.execPath, [...entry, '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1', ...timing, ...extra], {
+  const proc = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...entry, '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1', ...timing, ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
