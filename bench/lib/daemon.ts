@@ -7,6 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { DAEMON_NODE_FLAGS } from '../../server/node-flags.js';
+import { dashboardUrl } from '../../tests/helpers/dashboard-url.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const DAEMON_ENTRY = join(ROOT, 'dist', 'server', 'main.js');
@@ -101,25 +102,10 @@ export async function startDaemon({ name, dataDir, nodeArgs = [] }: StartOptions
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
   let err = '';
   proc.stderr!.on('data', (d) => (err = (err + d).slice(-20_000)));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
-  const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`daemon ${name} did not print its URL in 30 s; stderr: ${err}`)), 30_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/\S+\?token=\S+/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        res(m[0]);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`daemon ${name} exited with ${code} before printing its URL; stderr: ${err}`));
-    });
-  });
+  const url = await dashboardUrl(proc, `daemon ${name}`, 30_000, () => err);
   // Keep draining stdout so a chatty daemon never blocks on a full pipe.
   proc.stdout!.resume();
   const parsed = new URL(url);

@@ -54,13 +54,7 @@ export async function mesh(ctx: Context, keepForG: boolean): Promise<MeshResult>
     const d = await ctx.daemon('f-mesh');
     const measureDaemon = async () => (daemonMs[run] = await meshUp(ctx, d, n));
     const measureBare = async () => (bareMs[run] = await bareMesh(n));
-    if (run % 2 === 0) {
-      await measureDaemon();
-      await measureBare();
-    } else {
-      await measureBare();
-      await measureDaemon();
-    }
+    await inTurn(run, measureDaemon, measureBare);
     ctx.log(`F run ${run + 1}/${cfg.meshRuns}: daemon ${daemonMs[run]!.toFixed(0)} ms, bare TLS loop ${bareMs[run]!.toFixed(0)} ms`);
     if (keepForG && run === cfg.meshRuns - 1) keep = d;
     else await ctx.stopDaemons([d]);
@@ -97,13 +91,7 @@ export async function peersUnderLoad(ctx: Context, d: Daemon): Promise<Section> 
         p.b99[run] = percentile(r.latenciesMs, 99);
         p.brps[run] = r.latenciesMs.length / r.seconds;
       };
-      if (run % 2 === 0) {
-        await daemonRun();
-        await bareRun();
-      } else {
-        await bareRun();
-        await daemonRun();
-      }
+      await inTurn(run, daemonRun, bareRun);
       ctx.log(`G run ${run + 1}/${cfg.loadRuns}: daemon p50 ${p.d50[run]!.toFixed(1)} / p99 ${p.d99[run]!.toFixed(1)} ms, bare p50 ${p.b50[run]!.toFixed(1)} / p99 ${p.b99[run]!.toFixed(1)} ms`);
     }
   } finally {
@@ -120,4 +108,15 @@ export async function peersUnderLoad(ctx: Context, d: Daemon): Promise<Section> 
   G.ratios.p99 = ratio('p99 daemon / bare', pairRatio(p.d99, p.b99));
   check(G, 'p99', '<=', 5, 'p99 within 5x');
   return settle(G);
+}
+
+/** Runs both, the daemon first on even runs and the baseline first on odd ones, so neither always goes first. */
+async function inTurn(run: number, daemon: () => Promise<unknown>, bare: () => Promise<unknown>): Promise<void> {
+  if (run % 2 === 0) {
+    await daemon();
+    await bare();
+  } else {
+    await bare();
+    await daemon();
+  }
 }

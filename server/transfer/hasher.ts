@@ -18,16 +18,10 @@ const { createHash } = require('node:crypto');
 const streams = new Map();
 parentPort.on('message', (m) => {
   if (m.op === 'chunk') {
-    let digest = null;
-    if (m.stream === 0) {
-      digest = createHash('sha256').update(m.data).digest();
-    } else {
-      let h = streams.get(m.stream);
-      if (!h) streams.set(m.stream, (h = createHash('sha256')));
-      h.update(m.data);
-      if (m.prefix) digest = h.copy().digest();
-    }
-    parentPort.postMessage({ id: m.id, digest });
+    let h = streams.get(m.stream);
+    if (!h) streams.set(m.stream, (h = createHash('sha256')));
+    h.update(m.data);
+    parentPort.postMessage({ id: m.id, digest: m.prefix ? h.copy().digest() : null });
   } else if (m.op === 'end') {
     const h = streams.get(m.stream) || createHash('sha256');
     streams.delete(m.stream);
@@ -90,7 +84,7 @@ class HashThread {
     return new HashStream(this, this.#nextStream++);
   }
 
-  /** Stream 0: the SHA-256 of `data`. Otherwise feeds `data` to that stream, and with `prefix` answers the digest of all it was fed. */
+  /** Feeds `data` to a stream; with `prefix`, answers the digest of all that stream was fed. */
   async chunk(stream: number, data: Uint8Array, prefix: boolean): Promise<Buffer | null> {
     const r = await this.#ask({ op: 'chunk', stream, data, prefix });
     return r.digest ? Buffer.from(r.digest.buffer, r.digest.byteOffset, r.digest.byteLength) : null;

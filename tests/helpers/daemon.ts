@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../server/app.js';
 import { DAEMON_NODE_FLAGS } from '../../server/node-flags.js';
+import { dashboardUrl } from './dashboard-url.js';
 import { loadOrCreateToken } from '../../server/api/auth.js';
 import { EventBus } from '../../server/events/bus.js';
 import { Mesh, type MeshTimings } from '../../server/mesh/mesh.js';
@@ -107,25 +108,10 @@ export async function spawnDaemon(dataDir: string, extra: string[] = [], { fast 
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not print its URL; stderr: ${err}`)), 20_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/\S+\?token=\S+/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[0]);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`daemon exited with ${code} before printing its URL; stderr: ${err}`));
-    });
-  });
+  const url = await dashboardUrl(proc, 'daemon', 20_000, () => err);
   const parsed = new URL(url);
   const token = parsed.searchParams.get('token')!;
   const base = `${parsed.protocol}//${parsed.host}`;
