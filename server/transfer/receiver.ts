@@ -149,16 +149,20 @@ export class Receiver {
     }
     this.#queue.shift();
     const { index, bytes } = msg;
-    // What is needed is always the rest of the file from the first chunk not kept (see
-    // #verifyOnDisk), and DATA comes in that order, so every chunk continues the hash.
-    if (!this.#whole || index !== this.#hashedUpTo) {
-      this.fail({ code: 'internal_error', message: `chunk ${index} arrived with the hash at chunk ${this.#hashedUpTo}` }, true);
-      return payloadPool.give(bytes);
-    }
     // Hashed now, in arrival order; the write starts now too, so several are in flight at
     // once (O_DIRECT writes wait for the device). The bookkeeping below runs in order.
-    const hashed = this.#whole.update(bytes, true);
-    this.#hashedUpTo++;
+    let hashed: Promise<Buffer | null>;
+    if (this.#whole && index === this.#hashedUpTo) {
+      hashed = this.#whole.update(bytes, true);
+      this.#hashedUpTo++;
+    } else {
+      // Not the next chunk of the running hash (an attempt that started over under us): the
+      // whole file is hashed at the end instead, and this chunk gets no digest, so a resume
+      // fetches it again.
+      this.#whole?.drop();
+      this.#whole = null;
+      hashed = Promise.resolve(null);
+    }
     const fh = this.#fh;
     const written = fh ? fh.write(bytes, index * chunkSize) : Promise.resolve();
     // The buffer goes back to the pool only once nothing reads it any more.
@@ -169,7 +173,9 @@ export class Receiver {
         // again); only a transfer that ended for good drops them.
         if (this.#finished || !fh) return;
         await written;
-        (await hashed)!.copy(this.#hashes, index * HASH_BYTES);
+        const digest = await hashed;
+        if (digest) digest.copy(this.#hashes, index * HASH_BYTES);
+        else this.#hashes.fill(0, index * HASH_BYTES, (index + 1) * HASH_BYTES);
         this.#good[index] = 1;
         this.record.progress(this.#goodBytes());
         this.#sinceLedger += bytes.length;
