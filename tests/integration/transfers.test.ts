@@ -328,7 +328,9 @@ describe('stopping early', () => {
   it('repairs bytes flipped in a partial file: the chunks before the damage are kept', async () => {
     const ev = d.client.events();
     await ev.opened;
-    const src = makeFile('flip-me.bin', 64 * 1024 * 1024);
+    // Big enough that the pause lands well before the end (progress events come every 250 ms).
+    const size = 256 * 1024 * 1024;
+    const src = makeFile('flip-me.bin', size);
     const posted = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(b.port)], paths: [src.path] });
     expect(posted.status, JSON.stringify(posted.body)).toBe(202);
     const t = posted.body.transfers[0];
@@ -337,7 +339,7 @@ describe('stopping early', () => {
     const paused = await ev.waitFor('the receiver to pause', (m) => m.type === 'transfer.paused' && m.data.transfer.direction === 'in' && m.data.transfer.name === 'flip-me.bin');
     expect(paused.data.transfer.error.code).toBe('paused_by_user');
     // Damage one byte in chunk 8 of the partial file (the pause came after 16 chunks).
-    const chunk = chunkSizeFor(64 * 1024 * 1024);
+    const chunk = chunkSizeFor(size);
     const damaged = 8 * chunk + 70_000;
     const partialDir = join(d.transfers.peerDir(b.port), 'partial');
     const part = await waitFor('the partial file', () => readdirSync(partialDir).find((n) => n.endsWith('.part')));
