@@ -5,24 +5,19 @@
 // are sent once the whole request has arrived and checked out.
 
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
-import { copyInto, payloadPool } from '../protocol/buffer-pool.js';
 import { MAX_SIZE } from '../protocol/transfer-messages.js';
-import { writeFully } from '../transfer/file-io.js';
+import { BlockWriter } from '../transfer/block-writer.js';
+import { ChunkFile } from '../transfer/chunk-file.js';
 import { GrowingFile } from '../transfer/growing-file.js';
-import { hashThread } from '../transfer/hasher.js';
 import { safeName } from '../transfer/names.js';
 import type { OutgoingFile, TransferService } from '../transfer/service.js';
 import type { TransferView } from '../transfer/view.js';
-
-// Batch small multipart pieces into fewer, larger file writes.
-const WRITE_HIGH_WATER = 1024 * 1024;
 
 /** Receives the whole upload; answers the records of every transfer it started. */
 export async function receiveUpload(
@@ -60,7 +55,7 @@ export async function receiveUpload(
       const path = join(outbox, randomUUID());
       paths.push(path);
       const file: OutgoingFile = { path, name: safe.name, size: declared ?? 0, mime: part.mimetype || 'application/octet-stream' };
-      const fh = await open(path, 'wx', 0o600);
+      const fh = await ChunkFile.open(path, 'new');
       let source: GrowingFile | undefined;
       if (declared !== null) {
         source = new GrowingFile(declared);
@@ -99,50 +94,20 @@ function parseSize(value: string): number {
   return n;
 }
 
-/** Streams one part into `fh`, hashing it; a GrowingFile learns each write once it is on disk. */
-async function store(input: NodeJS.ReadableStream, fh: Awaited<ReturnType<typeof open>>, source?: GrowingFile): Promise<{ size: number; sha256: string }> {
-  // Hashed on the hash thread as it is written.
-  const hash = hashThread.stream();
-  let size = 0;
-  const sink = new Writable({
-    highWaterMark: WRITE_HIGH_WATER,
-    writev(chunks, done) {
-      const bytes = chunks.reduce((n, c) => n + (c.chunk as Buffer).length, 0);
-      if (source && size + bytes > source.size) {
-        done(new ApiError('size_mismatch', `the file is longer than its declared size of ${source.size} bytes`));
-        return;
-      }
-      // The pieces (tens of KiB each) are gathered into one pooled buffer: one write, and
-      // one hand-over to the hash thread that reads shared memory in place (each piece
-      // handed over alone was a message, and a copy of the socket buffer it came in).
-      const batch = payloadPool.take(bytes);
-      let at = 0;
-      for (const c of chunks) {
-        copyInto(batch, c.chunk as Buffer, at);
-        at += (c.chunk as Buffer).length;
-      }
-      const hashed = hash.update(batch);
-      hashed.catch(() => {});
-      writeFully(fh, batch, size)
-        .then(() => {
-          size += bytes;
-          source?.grew(bytes);
-          done();
-        }, done)
-        .finally(() => hashed.finally(() => payloadPool.give(batch)).catch(() => {}));
-    },
-  });
+/** Streams one part into `file` in blocks, hashing it; a GrowingFile learns each block as it lands. */
+async function store(input: Readable, file: ChunkFile, source?: GrowingFile): Promise<{ size: number; sha256: string }> {
+  const sink = new BlockWriter(file, source);
   try {
-    await pipeline(input, sink);
+    await sink.from(input);
   } catch (err) {
-    hash.drop();
+    sink.drop();
     throw err;
   } finally {
-    await fh.close();
+    await file.close();
   }
-  if (source && size !== source.size) {
-    hash.drop();
-    throw new ApiError('size_mismatch', `the file has ${size} bytes, not the declared ${source.size}`);
+  if (source && sink.size !== source.size) {
+    sink.drop();
+    throw new ApiError('size_mismatch', `the file has ${sink.size} bytes, not the declared ${source.size}`);
   }
-  return { size, sha256: await hash.digest() };
+  return { size: sink.size, sha256: await sink.sha256() };
 }

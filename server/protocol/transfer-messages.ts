@@ -12,7 +12,7 @@ export const DATA_HEADER = TRANSFER_ID_BYTES + 4;
 export const MIN_CHUNK = 64 * 1024;
 export const MAX_CHUNK = 4 * 1024 * 1024;
 /** The smallest chunk meshdrop itself sends: below it, per-chunk work shows in throughput. */
-const PREFERRED_CHUNK = 1024 * 1024;
+export const PREFERRED_CHUNK = 1024 * 1024;
 /** Largest file size a peer may offer (2^53 - 1: exact in JSON numbers and JS). */
 export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 const MAX_NAME_BYTES = 1024;

@@ -24,9 +24,13 @@ export class ChunkFile {
     this.#direct = direct;
   }
 
-  /** Opens `path` (created empty when `fresh`), with an O_DIRECT twin where the filesystem has one. */
-  static async open(path: string, fresh: boolean): Promise<ChunkFile> {
-    const fh = fresh ? await open(path, 'w+', 0o600) : await open(path, 'r+');
+  /**
+   * Opens `path` with an O_DIRECT twin where the filesystem has one: 'fresh' empties
+   * or creates it, 'new' creates it and fails if it exists, 'keep' opens it as it is.
+   */
+  static async open(path: string, mode: 'fresh' | 'new' | 'keep'): Promise<ChunkFile> {
+    const flags = mode === 'new' ? 'wx+' : mode === 'fresh' ? 'w+' : 'r+';
+    const fh = await open(path, flags, 0o600);
     let direct: FileHandle | null = null;
     if (constants.O_DIRECT) {
       direct = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => null);

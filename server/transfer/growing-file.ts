@@ -1,9 +1,24 @@
 // A file that is still arriving (an upload whose size was declared up front): the
-// sender reads a chunk only once the upload has written it, so sending starts
-// while the upload is still in flight. The upload's whole-file SHA-256 (hashed as
-// the bytes arrived) becomes the one the sender announces.
+// sender reads a chunk only once the upload has it, so sending starts while the
+// upload is still in flight. The upload's whole-file SHA-256 (hashed as the bytes
+// arrived) becomes the one the sender announces.
+//
+// The upload arrives in blocks of the sender's chunk size, and the last few blocks
+// stay in memory: a sender that keeps up copies its chunks from there instead of
+// reading back what was just written (the upload is written with O_DIRECT, so there
+// is no page cache to read it from). A sender says where it is with a Cursor; the
+// upload waits a little for a sender that is about to take the oldest block before
+// it drops it, but never long: a slow or stalled sender reads from disk instead, and
+// the upload goes on at its own pace (a user's browser must not wait for a slow link).
 
 import type { Reason } from '../errors.js';
+import { chunkSizeFor, DATA_FRAME_PREFIX } from '../protocol/transfer-messages.js';
+
+/** Bytes of recent blocks kept in memory for senders that keep up. */
+const KEEP_BYTES = 16 * 1024 * 1024;
+const MIN_KEPT_BLOCKS = 4;
+/** How long the upload waits, per block, for a sender about to take the oldest kept block. */
+export const DEFAULT_GRACE_MS = 100;
 
 /** Thrown to a sender waiting on an upload that failed. */
 export class UploadFailed extends Error {
@@ -14,15 +29,47 @@ export class UploadFailed extends Error {
   }
 }
 
+/** Where one sender is in a growing file: the next block it will take. */
+export interface Cursor {
+  at(next: number): void;
+  close(): void;
+}
+
+interface Kept {
+  /** DATA_FRAME_PREFIX bytes of room for a frame's headers, then the block. */
+  frame: Buffer;
+  bytes: Buffer;
+  dropped: () => void;
+  /** A sender is writing `frame` itself to its socket; it is not let go before it gives it back. */
+  lent: boolean;
+  gone: boolean;
+}
+
+/** A kept block lent to one sender, to send as it is; release() once the socket is done with it. */
+export interface Lent {
+  frame: Buffer;
+  release: () => void;
+}
+
 export class GrowingFile {
   readonly size: number;
+  /** Blocks are the sender's chunks (chunkSizeFor), so a kept block is a whole chunk. */
+  readonly blockSize: number;
+  readonly #maxKept: number;
+  readonly #graceMs: number;
   #written = 0;
   #sha256: string | null = null;
   #failure: Reason | null = null;
   #waiters: Array<() => void> = [];
+  /** Recent blocks by index, oldest first (Map keeps insertion order). */
+  readonly #kept = new Map<number, Kept>();
+  readonly #cursors = new Set<{ next: number }>();
 
-  constructor(size: number) {
+  constructor(size: number, opts: { graceMs?: number } = {}) {
     this.size = size;
+    this.blockSize = chunkSizeFor(size);
+    this.#maxKept = Math.max(MIN_KEPT_BLOCKS, Math.floor(KEEP_BYTES / this.blockSize));
+    this.#graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   }
 
   get written(): number {
@@ -33,6 +80,79 @@ export class GrowingFile {
   has(end: number): boolean {
     if (this.#failure) throw new UploadFailed(this.#failure);
     return this.#written >= end;
+  }
+
+  /** True once block `index` can be read: kept in memory, or on disk. Throws if the upload failed. */
+  ready(index: number): boolean {
+    return this.#kept.has(index) || this.has(Math.min(this.size, (index + 1) * this.blockSize));
+  }
+
+  /**
+   * Block `index` as a whole DATA frame, if it is still in memory and no other sender
+   * has it: the sender writes its headers into the frame and sends it without a copy.
+   */
+  lend(index: number): Lent | null {
+    const kept = this.#kept.get(index);
+    if (!kept || kept.lent) return null;
+    kept.lent = true;
+    let returned = false;
+    return {
+      frame: kept.frame,
+      release: () => {
+        if (returned) return;
+        returned = true;
+        kept.lent = false;
+        if (kept.gone) kept.dropped();
+      },
+    };
+  }
+
+  /** Copies block `index` into `into` if it is still in memory; false means: read it from disk. */
+  copy(index: number, into: Buffer): boolean {
+    const kept = this.#kept.get(index);
+    if (!kept || kept.bytes.length !== into.length) return false;
+    // One memcpy (copyInto's reasoning: `into` may be shared memory).
+    into.fill(kept.bytes);
+    return true;
+  }
+
+  /** A sender following the upload, starting at block `next`. */
+  follow(next: number): Cursor {
+    const cursor = { next };
+    this.#cursors.add(cursor);
+    return {
+      at: (n: number) => {
+        cursor.next = n;
+        this.poke();
+      },
+      close: () => {
+        if (!this.#cursors.delete(cursor)) return;
+        if (this.#cursors.size === 0 && (this.#sha256 || this.#failure)) this.#dropAll();
+        this.poke();
+      },
+    };
+  }
+
+  /**
+   * The upload's block `index` (complete, not necessarily on disk yet): `frame` holds
+   * DATA_FRAME_PREFIX bytes of room, then the block. Resolves once it is kept and there
+   * is room for the next one; `dropped` is called when memory (and any sender) lets go
+   * of it, so the upload can reuse the buffer once its write and hash are done too.
+   */
+  async keep(index: number, frame: Buffer, dropped: () => void): Promise<void> {
+    if (this.#failure || this.#sha256) {
+      dropped();
+      return;
+    }
+    this.#kept.set(index, { frame, bytes: frame.subarray(DATA_FRAME_PREFIX), dropped, lent: false, gone: false });
+    this.poke();
+    while (this.#kept.size > this.#maxKept) {
+      const [oldest] = this.#kept.keys();
+      // A sender about to take the oldest block gets a moment; then it reads from disk.
+      const deadline = Date.now() + this.#graceMs;
+      while (this.#wanted(oldest!) && Date.now() < deadline && this.#kept.has(oldest!)) await this.#changedOrTimeout(deadline);
+      this.#drop(oldest!);
+    }
   }
 
   /** Resolves at the next change (more bytes, the end, a failure) or poke(). */
@@ -59,12 +179,14 @@ export class GrowingFile {
       return;
     }
     this.#sha256 = sha256;
+    if (this.#cursors.size === 0) this.#dropAll();
     this.poke();
   }
 
   fail(reason: Reason): void {
     if (this.#sha256 || this.#failure) return;
     this.#failure = reason;
+    this.#dropAll();
     this.poke();
   }
 
@@ -75,5 +197,38 @@ export class GrowingFile {
       if (this.#sha256) return this.#sha256;
       await this.changed();
     }
+  }
+
+  /** Blocks kept in memory now (for tests and diagnostics). */
+  get keptBlocks(): number {
+    return this.#kept.size;
+  }
+
+  #wanted(index: number): boolean {
+    for (const c of this.#cursors) if (c.next === index) return true;
+    return false;
+  }
+
+  #changedOrTimeout(deadline: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      timer.unref();
+      this.#waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #drop(index: number): void {
+    const kept = this.#kept.get(index);
+    if (!kept) return;
+    this.#kept.delete(index);
+    kept.gone = true;
+    if (!kept.lent) kept.dropped();
+  }
+
+  #dropAll(): void {
+    for (const index of [...this.#kept.keys()]) this.#drop(index);
   }
 }

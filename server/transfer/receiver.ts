@@ -114,7 +114,7 @@ export class Receiver {
     this.#whole = hashThread.stream();
     this.#hashedUpTo = 0;
     this.#good.fill(0, this.#durable);
-    const fh = await ChunkFile.open(this.#temp, fresh);
+    const fh = await ChunkFile.open(this.#temp, fresh ? 'fresh' : 'keep');
     if (this.#finished) {
       // Canceled while the file was opening: fail() found no handle to close.
       await fh.close();

@@ -10,9 +10,9 @@
 import { open } from 'node:fs/promises';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
-import { chunkCount, chunkSizeFor, DATA_FRAME_PREFIX, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
-import { payloadPool } from '../protocol/buffer-pool.js';
-import { hashFile, readFully } from './file-io.js';
+import { chunkCount, chunkSizeFor, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
+import { ChunkSource, type Chunk } from './chunk-source.js';
+import { hashFile } from './file-io.js';
 import { hashThread } from './hasher.js';
 import type { GrowingFile } from './growing-file.js';
 import type { TransferRecord } from './record.js';
@@ -136,56 +136,43 @@ export class Sender {
     const inOrder = need.length === total && !this.#knownSha256 && !this.#growing;
     const hash = inOrder ? hashThread.stream() : null;
     const fh = await open(this.#path, 'r');
+    let source: ChunkSource | null = null;
     try {
+      // Chunks come from the file, or (an upload still arriving) from memory while this keeps up.
+      source = new ChunkSource(fh, { size: row.size, chunkSize, hash, growing: this.#growing, first: need[0] ?? total, halted: () => this.#halt !== null });
       let done = row.size - need.reduce((sum, i) => sum + Math.min(chunkSize, row.size - i * chunkSize), 0);
       this.record.progress(done);
-      // Reads one chunk (once an upload has written it) and hashes it, in file order.
-      // Chunks are read into pooled shared buffers: the hash thread reads them in place, and
-      // a buffer goes back once both it and the socket are done with it.
-      const load = async (index: number): Promise<{ frame: Buffer; bytes: Buffer; hashed: Promise<unknown> } | null> => {
-        const length = Math.min(chunkSize, row.size - index * chunkSize);
-        while (this.#growing && !this.#growing.has(index * chunkSize + length) && !this.#halt) await this.#growing.changed();
-        if (this.#halt) return null;
-        // Room for the frame headers first, so the frame leaves as one buffer (connection.sendData).
-        const frame = payloadPool.take(DATA_FRAME_PREFIX + length);
-        const bytes = frame.subarray(DATA_FRAME_PREFIX);
-        try {
-          await readFully(fh, bytes, index * chunkSize);
-        } catch (err) {
-          payloadPool.give(frame);
-          throw err;
-        }
-        return { frame, bytes, hashed: hash ? hash.update(bytes) : Promise.resolve() };
-      };
       // The next chunk is read and hashed while this one drains into the socket, so the
       // connection does not sit idle between chunks.
-      let next = need.length > 0 ? load(need[0]!) : null;
-      for (let k = 0; k < need.length; k++) {
-        const index = need[k]!;
-        const chunk = await next!;
-        next = k + 1 < need.length ? load(need[k + 1]!) : null;
-        // An attempt that stops early leaves a read behind; its failure is of no interest.
-        next?.catch(() => {});
-        if (!chunk) return;
-        const { frame, bytes, hashed } = chunk;
-        let sent: () => void = () => {};
-        const released = new Promise<void>((r) => (sent = r));
-        void Promise.all([hashed, released]).then(() => payloadPool.give(frame), () => {});
-        while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
-        if (this.#halt) return sent();
-        this.#credits--;
-        await gate.run(async () => {
-          if (this.#halt) return sent();
-          if (!conn.sendData(id, index, frame, sent)) await conn.drained();
-        });
-        done += bytes.length;
-        this.record.progress(done);
+      let next: Promise<Chunk | null> | null = need.length > 0 ? source.load(need[0]!) : null;
+      try {
+        for (let k = 0; k < need.length; k++) {
+          const index = need[k]!;
+          const chunk = await next!;
+          next = k + 1 < need.length ? source.load(need[k + 1]!) : null;
+          // An attempt that stops early leaves a read behind; its failure is of no interest.
+          next?.catch(() => {});
+          if (!chunk) return;
+          while (this.#credits === 0 && !this.#halt) await new Promise<void>((r) => (this.#creditWaiter = r));
+          if (this.#halt) return chunk.sent();
+          this.#credits--;
+          await gate.run(async () => {
+            if (this.#halt) return chunk.sent();
+            if (!conn.sendData(id, index, chunk.frame, chunk.sent)) await conn.drained();
+          });
+          done += chunk.bytes.length;
+          this.record.progress(done);
+        }
+      } finally {
+        // A chunk read ahead for an attempt that stopped early goes back to the pool too.
+        void next?.then((c) => c?.sent(), () => {});
       }
       if (this.#halt) return;
       // The receiver checks this hash against every byte it got: were the outbox copy of an
       // upload changed since, the transfer would fail there with hash_mismatch.
       row.sha256 = this.#knownSha256 ?? (this.#growing ? await this.#growing.sha256() : hash ? await hash.digest() : await hashFile(fh, row.size));
     } finally {
+      source?.close();
       hash?.drop();
       await fh.close();
     }

@@ -21,7 +21,7 @@ async function roundTrip(base: string): Promise<boolean> {
   const chunk = 64 * 1024;
   // Two whole chunks, written out of order, and a tail that is not a whole block.
   const data = randomBytes(2 * chunk + 1000);
-  const file = await ChunkFile.open(path, true);
+  const file = await ChunkFile.open(path, 'fresh');
   const direct = file.direct;
   await file.write(data.subarray(chunk, 2 * chunk), chunk);
   await file.write(data.subarray(2 * chunk), 2 * chunk);
@@ -30,7 +30,7 @@ async function roundTrip(base: string): Promise<boolean> {
   await file.close();
   expect(readFileSync(path).equals(data)).toBe(true);
   // Reopened for a resume: the bytes are kept and can be overwritten in place.
-  const again = await ChunkFile.open(path, false);
+  const again = await ChunkFile.open(path, 'keep');
   const patch = randomBytes(chunk);
   await again.write(patch, 0);
   await again.close();

@@ -1,0 +1,109 @@
+// GrowingFile keeps an upload's recent blocks in memory for senders that keep up:
+// a sender about to take the oldest block holds the upload back for a moment, never
+// longer; a block lent to a sender is not let go before the sender gives it back.
+
+import { describe, expect, it } from 'vitest';
+import { DATA_FRAME_PREFIX } from '../../../server/protocol/transfer-messages.js';
+import { GrowingFile } from '../../../server/transfer/growing-file.js';
+
+const MIB = 1024 * 1024;
+// 16 MiB of 1 MiB blocks are kept (the sender's chunk size for a 64 MiB file).
+const SIZE = 64 * MIB;
+const KEPT = 16;
+
+const frame = (fill: number, bytes = MIB) => Buffer.alloc(DATA_FRAME_PREFIX + bytes, fill);
+
+/** Keeps blocks [from, to) and records which ones memory let go of. */
+async function keepAll(file: GrowingFile, from: number, to: number, dropped: number[]): Promise<void> {
+  for (let i = from; i < to; i++) await file.keep(i, frame(i), () => dropped.push(i));
+}
+
+const settledWithin = async (p: Promise<unknown>, ms: number) =>
+  Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+describe('GrowingFile', () => {
+  it('keeps the last blocks and lets the oldest go when nobody follows', async () => {
+    const file = new GrowingFile(SIZE, { graceMs: 10_000 });
+    expect(file.blockSize).toBe(MIB);
+    const dropped: number[] = [];
+    await keepAll(file, 0, KEPT + 3, dropped);
+    expect(dropped).toEqual([0, 1, 2]);
+    expect(file.keptBlocks).toBe(KEPT);
+    expect(file.ready(3)).toBe(true);
+    // Not kept and not on disk yet: not ready.
+    expect(file.ready(0)).toBe(false);
+    file.grew(MIB);
+    expect(file.ready(0)).toBe(true);
+  });
+
+  it('waits for a sender about to take the oldest block, and goes on once it has', async () => {
+    const file = new GrowingFile(SIZE, { graceMs: 10_000 });
+    const dropped: number[] = [];
+    const cursor = file.follow(0);
+    await keepAll(file, 0, KEPT, dropped);
+    const next = file.keep(KEPT, frame(KEPT), () => dropped.push(KEPT));
+    expect(await settledWithin(next, 50)).toBe(false);
+    const into = Buffer.alloc(MIB);
+    expect(file.copy(0, into)).toBe(true);
+    expect(into.every((b) => b === 0)).toBe(true);
+    cursor.at(1);
+    expect(await settledWithin(next, 1000)).toBe(true);
+    expect(dropped).toEqual([0]);
+    cursor.close();
+  });
+
+  it('waits for a stalled sender only for the grace period, then the sender reads from disk', async () => {
+    const file = new GrowingFile(SIZE, { graceMs: 30 });
+    const dropped: number[] = [];
+    const cursor = file.follow(0);
+    // Waits once, for block 0 (with no grace period this would hang and time out); after
+    // that the sender is behind what memory holds and holds nothing back.
+    await keepAll(file, 0, KEPT + 2, dropped);
+    expect(dropped).toEqual([0, 1]);
+    expect(file.copy(0, Buffer.alloc(MIB))).toBe(false);
+    cursor.close();
+  });
+
+  it('lends a block to one sender at a time and keeps it until it is given back', async () => {
+    const file = new GrowingFile(SIZE, { graceMs: 0 });
+    const dropped: number[] = [];
+    await keepAll(file, 0, 1, dropped);
+    const lent = file.lend(0)!;
+    expect(lent.frame.length).toBe(DATA_FRAME_PREFIX + MIB);
+    expect(file.lend(0)).toBeNull();
+    // A second sender copies it instead.
+    expect(file.copy(0, Buffer.alloc(MIB))).toBe(true);
+    // Memory lets go of it while it is lent: the buffer is not reused before release().
+    await keepAll(file, 1, KEPT + 1, dropped);
+    expect(file.keptBlocks).toBe(KEPT);
+    expect(dropped).not.toContain(0);
+    lent.release();
+    lent.release();
+    expect(dropped.filter((i) => i === 0)).toHaveLength(1);
+  });
+
+  it('lets every block go when the upload ends with no sender following, or fails', async () => {
+    const ended = new GrowingFile(2 * MIB);
+    const dropped: number[] = [];
+    await ended.keep(0, frame(0), () => dropped.push(0));
+    await ended.keep(1, frame(1), () => dropped.push(1));
+    const cursor = ended.follow(1);
+    ended.grew(2 * MIB);
+    ended.finish('ab'.repeat(32));
+    expect(dropped).toEqual([]);
+    cursor.close();
+    expect(dropped).toEqual([0, 1]);
+    await expect(ended.sha256()).resolves.toBe('ab'.repeat(32));
+
+    const failed = new GrowingFile(2 * MIB);
+    const lost: number[] = [];
+    await failed.keep(0, frame(0), () => lost.push(0));
+    failed.fail({ code: 'upload_failed', message: 'gone' });
+    expect(lost).toEqual([0]);
+    expect(() => failed.ready(1)).toThrow('gone');
+    await expect(failed.sha256()).rejects.toThrow('gone');
+    // A block arriving after the end is let go at once.
+    await failed.keep(1, frame(1), () => lost.push(1));
+    expect(lost).toEqual([0, 1]);
+  });
+});
