@@ -2,8 +2,9 @@
 // (B's), with the calls a user's script makes to move files between them and the
 // wait for the receiver's transfer.completed that ends every timed interval.
 
+import { execFile } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createReadStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { freePorts } from '../../tests/helpers/ports.js';
 import { ApiError, type Daemon, type EventStream, type MeshEvent } from './daemon.js';
@@ -115,18 +116,28 @@ export async function sendPaths(link: Link, files: readonly Payload[], timeoutMs
 let sizeField: boolean | null = null;
 export const uploadNotices: string[] = [];
 
+/** The upload client: curl, as the README's scripts use it, or (without curl) a lean Node client. */
+let uploader: 'curl' | 'node' | null = null;
+export async function uploadClient(): Promise<'curl' | 'node'> {
+  // MESHDROP_BENCH_UPLOADER=node forces the Node client (to compare, or to test it).
+  if (process.env.MESHDROP_BENCH_UPLOADER === 'node') uploader = 'node';
+  uploader ??= await run('curl', ['--version']).then(() => 'curl' as const, () => 'node' as const);
+  return uploader;
+}
+
 /**
  * Multipart upload (fields `to`, `size`, then `file`), streamed from disk, timed until
  * the file completed at the receiver. A daemon without the `size` field answers 400;
  * then the upload is retried without it (the refused attempt is not timed).
  */
 export async function uploadFile(link: Link, file: Payload, timeoutMs: number): Promise<Timed & { withSize: boolean }> {
+  const client = await uploadClient();
   for (;;) {
     const withSize = sizeField !== false;
     const completed = awaitCompleted(link, [file.name], timeoutMs);
     completed.catch(() => {});
     const t0 = performance.now();
-    const res = await postMultipart(link, file, withSize);
+    const res = client === 'curl' ? await curlMultipart(link, file, withSize) : await postMultipart(link, file, withSize);
     if (res.status === 400 && withSize && /size/.test(JSON.stringify(res.body))) {
       sizeField = false;
       uploadNotices.push(`the daemon refused the multipart "size" field (${JSON.stringify(res.body)}); uploads were sent without it`);
@@ -142,6 +153,31 @@ export async function uploadFile(link: Link, file: Payload, timeoutMs: number): 
   }
 }
 
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+}
+
+/** `curl -F`, the way a user's script uploads (README "Scripting it"). */
+async function curlMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ status: number; body: unknown }> {
+  const out = await run('curl', [
+    '-sS', '-w', '\n%{http_code}',
+    '-H', `authorization: Bearer ${link.from.daemon.token}`,
+    '-F', `to=${link.to.id}`,
+    ...(withSize ? ['-F', `size=${file.size}`] : []),
+    '-F', `file=@${file.path};filename=${file.name};type=application/octet-stream`,
+    `${link.from.daemon.base}/api/peers/${link.from.port}/transfers`,
+  ]);
+  const cut = out.lastIndexOf('\n');
+  const text = out.slice(0, cut);
+  return { status: Number(out.slice(cut + 1)), body: text ? JSON.parse(text) : null };
+}
+
+/**
+ * The same upload from Node, for machines without curl: two 1 MiB buffers read into in
+ * turn (a fresh buffer per read costs the client a page fault per 4 KiB on this VM).
+ */
 function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ status: number; body: unknown }> {
   const boundary = `----meshdrop-bench-${Math.random().toString(16).slice(2)}`;
   const field = (name: string, value: string) => `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
@@ -152,6 +188,7 @@ function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ 
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const url = new URL(`${link.from.daemon.base}/api/peers/${link.from.port}/transfers`);
   return new Promise((resolve, reject) => {
+    let refused = false;
     const req = request(url, {
       method: 'POST',
       headers: {
@@ -162,10 +199,7 @@ function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ 
     }, (res) => {
       // A refusal can come before the body is sent: stop streaming it, or the refused
       // upload would keep the daemon busy during the next, timed attempt.
-      if (res.statusCode !== 202) {
-        body.unpipe(req);
-        body.destroy();
-      }
+      if (res.statusCode !== 202) refused = true;
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
@@ -174,11 +208,27 @@ function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ 
         resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
       });
     });
-    const body = createReadStream(file.path, { highWaterMark: 1024 * 1024 });
-    req.on('error', reject);
+    req.on('error', (err) => (refused ? undefined : reject(err)));
+    const closed = new Promise<void>((r) => req.once('close', () => r()));
     req.write(head);
-    body.on('error', reject);
-    body.on('end', () => req.end(tail));
-    body.pipe(req, { end: false });
+    const send = async () => {
+      const fh = await open(file.path, 'r');
+      try {
+        const bufs = [Buffer.allocUnsafe(1024 * 1024), Buffer.allocUnsafe(1024 * 1024)];
+        const free: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+        for (let pos = 0, k = 0; pos < file.size && !refused; k ^= 1) {
+          await Promise.race([free[k], closed]);
+          const { bytesRead } = await fh.read(bufs[k]!, 0, bufs[k]!.length, pos);
+          if (bytesRead === 0) throw new Error(`${file.path} got shorter while it was uploaded`);
+          pos += bytesRead;
+          free[k] = new Promise<void>((r) => req.write(bufs[k]!.subarray(0, bytesRead), () => r()));
+        }
+        await Promise.race([Promise.all(free), closed]);
+      } finally {
+        await fh.close();
+      }
+      if (!refused) req.end(tail);
+    };
+    send().catch(reject);
   });
 }

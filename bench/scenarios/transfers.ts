@@ -8,7 +8,7 @@ import { makeTlsFiles, runPipe } from '../lib/baselines.js';
 import type { Context } from '../lib/context.js';
 import { withCpu } from '../lib/cpu.js';
 import { flushDisk, makePayload, VerificationError, type Payload } from '../lib/files.js';
-import { linkAcross, linkWithin, sendPaths, uploadFile, uploadNotices, type Link } from '../lib/link.js';
+import { linkAcross, linkWithin, sendPaths, uploadClient, uploadFile, uploadNotices, type Link } from '../lib/link.js';
 import { check, figure, ratio, section, settle, type Section } from '../lib/report.js';
 import { sshdMissing, startSshd, type Sshd } from '../lib/sshd.js';
 import { formatSize, GIB, mibPerSec, MIB, pairRatio } from '../lib/stats.js';
@@ -154,6 +154,7 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
     C.figures.speed = figure(`throughput incl. upload, ${label}`, 'MiB/s', byRound('C'));
     C.ratios.vsA = ratio('C / A', pairRatio(byRound('C'), byRound('A')));
     check(C, 'vsA', '>=', 0.7, '>= 0.7x A');
+    C.notes.push(`uploaded with ${(await uploadClient()) === 'curl' ? 'curl -F (as a script would)' : 'the Node client (no curl here, or MESHDROP_BENCH_UPLOADER=node)'}`);
     C.notes.push(...new Set(uploadNotices));
     if (withSize.length) C.notes.push(withSize.every(Boolean) ? 'uploads carried the size field' : 'uploads without the size field');
   }
