@@ -8,8 +8,9 @@
 // reading back what was just written (the upload is written with O_DIRECT, so there
 // is no page cache to read it from). A sender says where it is with a Cursor; the
 // upload waits a little for a sender that is about to take the oldest block before
-// it drops it, but never long: a slow or stalled sender reads from disk instead, and
-// the upload goes on at its own pace (a user's browser must not wait for a slow link).
+// it drops it, but never long, and in all only while the sender keeps within a few
+// times the upload's own pace: a slow or stalled sender reads from disk instead, and
+// the upload goes on (a user's browser must not wait for a slow link).
 
 import type { Reason } from '../errors.js';
 import { chunkSizeFor, DATA_FRAME_PREFIX } from '../protocol/transfer-messages.js';
@@ -18,7 +19,19 @@ import { chunkSizeFor, DATA_FRAME_PREFIX } from '../protocol/transfer-messages.j
 const KEEP_BYTES = 16 * 1024 * 1024;
 const MIN_KEPT_BLOCKS = 4;
 /** How long the upload waits, per block, for a sender about to take the oldest kept block. */
-export const DEFAULT_GRACE_MS = 100;
+const GRACE_MS = 100;
+// In all, the upload waits for senders at most this long plus WAIT_RATIO times the time it
+// spent working: a sender within a few times the upload's own pace keeps it company (and
+// sends from memory); a much slower one (a remote link) does not slow a user's upload down
+// to its pace, and reads what it missed from disk.
+const WAIT_FLOOR_MS = 250;
+const WAIT_RATIO = 3;
+
+export interface GrowingFileTimings {
+  graceMs: number;
+  waitFloorMs: number;
+  waitRatio: number;
+}
 
 /** Thrown to a sender waiting on an upload that failed. */
 export class UploadFailed extends Error {
@@ -56,7 +69,10 @@ export class GrowingFile {
   /** Blocks are the sender's chunks (chunkSizeFor), so a kept block is a whole chunk. */
   readonly blockSize: number;
   readonly #maxKept: number;
-  readonly #graceMs: number;
+  readonly #timings: GrowingFileTimings;
+  /** When the first block came, and how long the upload has waited for senders since. */
+  #started = 0;
+  #waited = 0;
   #written = 0;
   #sha256: string | null = null;
   #failure: Reason | null = null;
@@ -65,11 +81,11 @@ export class GrowingFile {
   readonly #kept = new Map<number, Kept>();
   readonly #cursors = new Set<{ next: number }>();
 
-  constructor(size: number, opts: { graceMs?: number } = {}) {
+  constructor(size: number, timings: Partial<GrowingFileTimings> = {}) {
     this.size = size;
     this.blockSize = chunkSizeFor(size);
     this.#maxKept = Math.max(MIN_KEPT_BLOCKS, Math.floor(KEEP_BYTES / this.blockSize));
-    this.#graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+    this.#timings = { graceMs: GRACE_MS, waitFloorMs: WAIT_FLOOR_MS, waitRatio: WAIT_RATIO, ...timings };
   }
 
   get written(): number {
@@ -144,13 +160,19 @@ export class GrowingFile {
       dropped();
       return;
     }
+    this.#started ||= Date.now();
     this.#kept.set(index, { frame, bytes: frame.subarray(DATA_FRAME_PREFIX), dropped, lent: false, gone: false });
     this.poke();
     while (this.#kept.size > this.#maxKept) {
       const [oldest] = this.#kept.keys();
-      // A sender about to take the oldest block gets a moment; then it reads from disk.
-      const deadline = Date.now() + this.#graceMs;
+      // A sender about to take the oldest block gets a moment (within the upload's budget);
+      // then it reads from disk.
+      const { graceMs, waitFloorMs, waitRatio } = this.#timings;
+      const now = Date.now();
+      const budget = waitFloorMs + waitRatio * (now - this.#started - this.#waited) - this.#waited;
+      const deadline = now + Math.min(graceMs, budget);
       while (this.#wanted(oldest!) && Date.now() < deadline && this.#kept.has(oldest!)) await this.#changedOrTimeout(deadline);
+      this.#waited += Date.now() - now;
       this.#drop(oldest!);
     }
   }

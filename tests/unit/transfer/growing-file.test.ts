@@ -23,7 +23,7 @@ const settledWithin = async (p: Promise<unknown>, ms: number) =>
 
 describe('GrowingFile', () => {
   it('keeps the last blocks and lets the oldest go when nobody follows', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 10_000 });
+    const file = new GrowingFile(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
     expect(file.blockSize).toBe(MIB);
     const dropped: number[] = [];
     await keepAll(file, 0, KEPT + 3, dropped);
@@ -37,7 +37,7 @@ describe('GrowingFile', () => {
   });
 
   it('waits for a sender about to take the oldest block, and goes on once it has', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 10_000 });
+    const file = new GrowingFile(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
     const dropped: number[] = [];
     const cursor = file.follow(0);
     await keepAll(file, 0, KEPT, dropped);
@@ -53,7 +53,7 @@ describe('GrowingFile', () => {
   });
 
   it('waits for a stalled sender only for the grace period, then the sender reads from disk', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 30 });
+    const file = new GrowingFile(SIZE, { graceMs: 30, waitFloorMs: 10_000 });
     const dropped: number[] = [];
     const cursor = file.follow(0);
     // Waits once, for block 0 (with no grace period this would hang and time out); after
@@ -61,6 +61,16 @@ describe('GrowingFile', () => {
     await keepAll(file, 0, KEPT + 2, dropped);
     expect(dropped).toEqual([0, 1]);
     expect(file.copy(0, Buffer.alloc(MIB))).toBe(false);
+    cursor.close();
+  });
+
+  it('does not wait for a sender much slower than the upload: the total wait is budgeted', async () => {
+    // No budget: a sender sitting at the oldest block does not hold the upload at all.
+    const file = new GrowingFile(SIZE, { graceMs: 10_000, waitFloorMs: 0, waitRatio: 0 });
+    const dropped: number[] = [];
+    const cursor = file.follow(0);
+    await keepAll(file, 0, KEPT + 4, dropped);
+    expect(dropped).toEqual([0, 1, 2, 3]);
     cursor.close();
   });
 
