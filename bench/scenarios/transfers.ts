@@ -67,6 +67,8 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   const warm = await makePayload(ctx.tmp, 'warm-up.bin', Math.min(size, 16 * MIB));
   await sendPaths(links.across, [warm], transferTimeout(warm.size));
   if (want.B) await sendPaths(links.within, [warm], transferTimeout(warm.size));
+  // The upload path too: a first upload runs its HTTP and multipart code cold.
+  if (want.C) await uploadFile(links.across, warm, transferTimeout(warm.size));
 
   // CPU seconds per GiB of each daemon during A and B, by round (see lib/cpu.ts).
   const cpuPerGiB = { aSender: [] as number[], aReceiver: [] as number[], b: [] as number[] };
