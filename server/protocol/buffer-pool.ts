@@ -39,6 +39,7 @@ export class BufferPool {
   readonly #shared = new WeakSet<ArrayBufferLike>();
   readonly #maxShared: number;
   #liveShared = 0;
+  #inUse = 0;
   readonly #collected = new FinalizationRegistry<number>((bytes) => {
     this.#liveShared -= bytes;
   });
@@ -57,13 +58,15 @@ export class BufferPool {
     const offset = (PAGE - (skew % PAGE)) % PAGE;
     const size = Math.ceil((n + offset) / WASM_PAGE) * WASM_PAGE;
     let ab = this.#free.get(size)?.pop();
-    if (!ab) {
+    if (ab) this.#inUse++;
+    else {
       // WebAssembly memories start on a page boundary, which ordinary buffers do not promise.
       const pages = size / WASM_PAGE;
       const shared = this.#liveShared + size <= this.#maxShared;
       ab = new WebAssembly.Memory(shared ? { initial: pages, maximum: pages, shared: true } : { initial: pages }).buffer;
       this.#owned.add(ab);
       if (shared) {
+        this.#inUse++;
         this.#shared.add(ab);
         this.#liveShared += size;
         this.#collected.register(ab, size);
@@ -84,12 +87,18 @@ export class BufferPool {
     const list = this.#free.get(ab.byteLength) ?? [];
     if (list.includes(ab)) throw new Error('buffer given back twice');
     list.push(ab);
+    this.#inUse--;
     this.#free.set(ab.byteLength, list);
   }
 
   /** Shared bytes alive (pooled or in use), for tests and diagnostics. */
   get liveShared(): number {
     return this.#liveShared;
+  }
+
+  /** Shared buffers taken and not given back yet, for tests and diagnostics. */
+  get inUse(): number {
+    return this.#inUse;
   }
 }
 

@@ -5,7 +5,7 @@
 // GiB, and the sender does not need the cache: it takes recent blocks from memory
 // (GrowingFile) and reads older ones from disk.
 
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import { ApiError } from '../errors.js';
 import { copyInto, payloadPool } from '../protocol/buffer-pool.js';
 import { DATA_FRAME_PREFIX, PREFERRED_CHUNK } from '../protocol/transfer-messages.js';
@@ -31,6 +31,8 @@ export class BlockWriter {
   readonly #done = new Map<number, number>();
   #onDisk = 0;
   #failed: Error | null = null;
+  /** The upload failed: take no more pieces, start no more blocks. */
+  #stopped = false;
 
   constructor(file: ChunkFile, source?: GrowingFile) {
     this.#file = file;
@@ -61,44 +63,57 @@ export class BlockWriter {
   async from(input: Readable): Promise<void> {
     try {
       await new Promise<void>((resolve, reject) => {
+        // A piece still being taken (waiting for a write or a sender) finishes first, so
+        // nothing is left half-done when this settles; the first error wins.
         let pending: Promise<void> | null = null;
-        let ended = false;
-        const fail = (err: Error) => {
-          if (ended) return;
-          ended = true;
+        let failure: Error | null = null;
+        let settled = false;
+        const settle = (err: Error | null) => {
+          if (err) {
+            failure ??= err;
+            this.#stopped = true;
+          }
+          if (settled) return;
+          settled = true;
           input.off('data', onData);
-          input.resume(); // drain what is left; the caller answers the request
-          reject(err);
+          if (failure) input.resume(); // drain what is left; the caller answers the request
+          void (pending ?? Promise.resolve()).then(() => (failure ? reject(failure) : resolve()));
         };
         const onData = (piece: Buffer) => {
           let wait: Promise<void> | null;
           try {
             wait = this.#take(piece);
           } catch (err) {
-            return fail(err as Error);
+            return settle(err as Error);
           }
           if (!wait) return;
           input.pause();
-          pending = wait.then(() => {
-            pending = null;
-            input.resume();
-          }, fail);
+          pending = wait.then(
+            () => {
+              pending = null;
+              if (!settled) input.resume();
+            },
+            (err: Error) => {
+              pending = null;
+              settle(err);
+            },
+          );
         };
         input.on('data', onData);
-        input.once('error', fail);
-        input.once('end', () => {
-          if (ended) return;
-          ended = true;
-          if (pending) pending.then(resolve, reject);
-          else resolve();
-        });
-        // Destroyed without an end (the request broke off) is a failure too.
-        input.once('close', () => fail(new Error('the upload ended early')));
+        // finished() also reports a stream that broke off before we got to it (a request
+        // aborted while the file was being opened), as a premature close.
+        finished(input, (err) => settle(err ?? null));
       });
       if (this.#block && this.#filled > 0) await this.#submit();
       await Promise.all(this.#writes);
       if (this.#failed) throw this.#failed;
+    } catch (err) {
+      this.#stopped = true;
+      throw err;
     } finally {
+      // Writes in flight give their blocks back themselves; wait for them, so the caller
+      // may close the file.
+      await Promise.allSettled([...this.#writes]);
       if (this.#block) payloadPool.give(this.#block);
       this.#block = null;
     }
@@ -115,7 +130,7 @@ export class BlockWriter {
   }
 
   #fill(piece: Buffer, from: number): Promise<void> | null {
-    for (let at = from; at < piece.length; ) {
+    for (let at = from; at < piece.length && !this.#stopped; ) {
       // A chunk's size with room for DATA frame headers before it, so a sender can send
       // it as it is; the block itself starts a page (O_DIRECT).
       this.#block ??= payloadPool.take(DATA_FRAME_PREFIX + this.#blockSize, DATA_FRAME_PREFIX, true);

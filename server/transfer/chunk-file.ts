@@ -53,8 +53,11 @@ export class ChunkFile {
         if (!direct) copyInto(buf, bytes.subarray(0, whole), 0);
         await writeFully(this.#direct!, buf.subarray(0, whole), position);
       } catch (err) {
-        // Some filesystems accept O_DIRECT at open and refuse the write: stop trying.
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        // Some filesystems accept O_DIRECT at open and refuse the write: stop trying. A write
+        // still in flight on the O_DIRECT handle when another one found that out (several
+        // run at once) ends with EBADF, and takes the ordinary descriptor too.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EINVAL' && !(code === 'EBADF' && this.#direct === null)) throw err;
         await this.#dropDirect();
         await writeFully(this.fh, bytes, position);
         return;

@@ -25,8 +25,8 @@ export interface ChunkSourceOptions {
   /** Fed every chunk loaded, in order (a fresh transfer hashes as it reads). */
   hash: HashStream | null;
   growing: GrowingFile | undefined;
-  /** The first chunk this attempt needs (where a GrowingFile's cursor starts). */
-  first: number;
+  /** The chunks this attempt sends, in order (a GrowingFile's cursor follows them). */
+  need: readonly number[];
   halted: () => boolean;
 }
 
@@ -41,18 +41,19 @@ export class ChunkSource {
     if (opts.growing && opts.growing.blockSize !== opts.chunkSize) {
       throw new Error(`upload blocks of ${opts.growing.blockSize} bytes, chunks of ${opts.chunkSize}`);
     }
-    this.#cursor = opts.growing?.follow(opts.first);
+    this.#cursor = opts.growing?.follow(this.#after(-1));
   }
 
-  /** Chunk `index` (once an upload has it); null when the attempt halted meanwhile. */
-  async load(index: number): Promise<Chunk | null> {
+  /** The k-th chunk this attempt needs (once an upload has it); null when the attempt halted meanwhile. */
+  async load(k: number): Promise<Chunk | null> {
     const { size, chunkSize, hash, growing, halted } = this.#opts;
+    const index = this.#opts.need[k]!;
     const length = Math.min(chunkSize, size - index * chunkSize);
     while (growing && !growing.ready(index) && !halted()) await growing.changed();
     if (halted()) return null;
     // An upload's recent block is sent as it is; a second target copies it instead.
     const lent = growing?.lend(index) ?? null;
-    this.#cursor?.at(index + 1);
+    this.#cursor?.at(this.#after(k));
     if (lent && lent.frame.length === DATA_FRAME_PREFIX + length) {
       return { frame: lent.frame, bytes: lent.frame.subarray(DATA_FRAME_PREFIX), sent: lent.release };
     }
@@ -77,5 +78,11 @@ export class ChunkSource {
 
   close(): void {
     this.#cursor?.close();
+  }
+
+  /** The block this attempt takes after its k-th chunk (past the end of the file once it is done). */
+  #after(k: number): number {
+    const { need, size, chunkSize } = this.#opts;
+    return need[k + 1] ?? Math.ceil(size / chunkSize);
   }
 }

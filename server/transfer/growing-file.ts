@@ -98,9 +98,12 @@ export class GrowingFile {
     return this.#written >= end;
   }
 
-  /** True once block `index` can be read: kept in memory, or on disk. Throws if the upload failed. */
+  /** True once block `index` can be read: kept in memory (whole), or on disk. Throws if the upload failed. */
   ready(index: number): boolean {
-    return this.#kept.has(index) || this.has(Math.min(this.size, (index + 1) * this.blockSize));
+    const end = Math.min(this.size, (index + 1) * this.blockSize);
+    // A short last block (an upload shorter than it said) is not the chunk a sender wants:
+    // it waits, and learns of the failure.
+    return this.#kept.get(index)?.bytes.length === end - index * this.blockSize || this.has(end);
   }
 
   /**
@@ -139,11 +142,12 @@ export class GrowingFile {
     return {
       at: (n: number) => {
         cursor.next = n;
+        this.#trim();
         this.poke();
       },
       close: () => {
         if (!this.#cursors.delete(cursor)) return;
-        if (this.#cursors.size === 0 && (this.#sha256 || this.#failure)) this.#dropAll();
+        this.#trim();
         this.poke();
       },
     };
@@ -160,7 +164,7 @@ export class GrowingFile {
       dropped();
       return;
     }
-    this.#started ||= Date.now();
+    this.#started ||= performance.now();
     this.#kept.set(index, { frame, bytes: frame.subarray(DATA_FRAME_PREFIX), dropped, lent: false, gone: false });
     this.poke();
     while (this.#kept.size > this.#maxKept) {
@@ -168,11 +172,11 @@ export class GrowingFile {
       // A sender about to take the oldest block gets a moment (within the upload's budget);
       // then it reads from disk.
       const { graceMs, waitFloorMs, waitRatio } = this.#timings;
-      const now = Date.now();
+      const now = performance.now();
       const budget = waitFloorMs + waitRatio * (now - this.#started - this.#waited) - this.#waited;
       const deadline = now + Math.min(graceMs, budget);
-      while (this.#wanted(oldest!) && Date.now() < deadline && this.#kept.has(oldest!)) await this.#changedOrTimeout(deadline);
-      this.#waited += Date.now() - now;
+      while (this.#wanted(oldest!) && performance.now() < deadline && this.#kept.has(oldest!)) await this.#changedOrTimeout(deadline);
+      this.#waited += performance.now() - now;
       this.#drop(oldest!);
     }
   }
@@ -201,7 +205,7 @@ export class GrowingFile {
       return;
     }
     this.#sha256 = sha256;
-    if (this.#cursors.size === 0) this.#dropAll();
+    this.#trim();
     this.poke();
   }
 
@@ -226,6 +230,20 @@ export class GrowingFile {
     return this.#kept.size;
   }
 
+  /**
+   * Once the upload is over, memory keeps only blocks a sender inside the kept range has
+   * still to take (a sender behind it reads from disk for a long while; it does not pin
+   * 16 MiB for the length of a slow transfer). While it runs, keep() manages the range.
+   */
+  #trim(): void {
+    if (!this.#sha256 && !this.#failure) return;
+    const [oldest] = this.#kept.keys();
+    if (oldest === undefined) return;
+    let low = Infinity;
+    for (const c of this.#cursors) if (c.next >= oldest) low = Math.min(low, c.next);
+    for (const index of [...this.#kept.keys()]) if (index < low) this.#drop(index);
+  }
+
   #wanted(index: number): boolean {
     for (const c of this.#cursors) if (c.next === index) return true;
     return false;
@@ -233,7 +251,7 @@ export class GrowingFile {
 
   #changedOrTimeout(deadline: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
       timer.unref();
       this.#waiters.push(() => {
         clearTimeout(timer);

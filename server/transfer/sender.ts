@@ -139,17 +139,17 @@ export class Sender {
     let source: ChunkSource | null = null;
     try {
       // Chunks come from the file, or (an upload still arriving) from memory while this keeps up.
-      source = new ChunkSource(fh, { size: row.size, chunkSize, hash, growing: this.#growing, first: need[0] ?? total, halted: () => this.#halt !== null });
+      source = new ChunkSource(fh, { size: row.size, chunkSize, hash, growing: this.#growing, need, halted: () => this.#halt !== null });
       let done = row.size - need.reduce((sum, i) => sum + Math.min(chunkSize, row.size - i * chunkSize), 0);
       this.record.progress(done);
       // The next chunk is read and hashed while this one drains into the socket, so the
       // connection does not sit idle between chunks.
-      let next: Promise<Chunk | null> | null = need.length > 0 ? source.load(need[0]!) : null;
+      let next: Promise<Chunk | null> | null = need.length > 0 ? source.load(0) : null;
       try {
         for (let k = 0; k < need.length; k++) {
           const index = need[k]!;
           const chunk = await next!;
-          next = k + 1 < need.length ? source.load(need[k + 1]!) : null;
+          next = k + 1 < need.length ? source.load(k + 1) : null;
           // An attempt that stops early leaves a read behind; its failure is of no interest.
           next?.catch(() => {});
           if (!chunk) return;

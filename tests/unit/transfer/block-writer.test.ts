@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { payloadPool } from '../../../server/protocol/buffer-pool.js';
 import { BlockWriter } from '../../../server/transfer/block-writer.js';
 import { ChunkFile } from '../../../server/transfer/chunk-file.js';
 import { GrowingFile } from '../../../server/transfer/growing-file.js';
@@ -37,6 +38,12 @@ async function store(data: Buffer, growing?: GrowingFile, input = pieces(data)) 
   } finally {
     await file.close();
   }
+}
+
+/** Waits until every pooled buffer taken since `baseline` has been given back (hash replies come asynchronously). */
+async function allGivenBack(baseline: number): Promise<void> {
+  for (let i = 0; i < 200 && payloadPool.inUse !== baseline; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(payloadPool.inUse).toBe(baseline);
 }
 
 describe('BlockWriter', () => {
@@ -74,6 +81,7 @@ describe('BlockWriter', () => {
   });
 
   it('refuses more bytes than declared, and fails when the input breaks off', async () => {
+    const baseline = payloadPool.inUse;
     const data = randomBytes(300_000);
     await expect(store(data, new GrowingFile(200_000))).rejects.toMatchObject({ code: 'size_mismatch' });
     const broken = new Readable({ read() {} });
@@ -83,6 +91,42 @@ describe('BlockWriter', () => {
     const cut = new Readable({ read() {} });
     cut.push(data.subarray(0, 70_000));
     setTimeout(() => cut.destroy(), 20);
-    await expect(store(data, undefined, cut)).rejects.toThrow('ended early');
+    await expect(store(data, undefined, cut)).rejects.toThrow(/premature close/i);
+    // Broken off before the writer even started reading (while the file was being opened);
+    // @fastify/multipart has its own 'error' listener on every file stream.
+    const gone = new Readable({ read() {} }).on('error', () => {});
+    gone.destroy(new Error('aborted'));
+    await new Promise((r) => setImmediate(r));
+    await expect(store(data, undefined, gone)).rejects.toThrow('aborted');
+    const closed = new Readable({ read() {} });
+    closed.destroy();
+    await new Promise((r) => setImmediate(r));
+    await expect(store(data, undefined, closed)).rejects.toThrow(/premature close/i);
+    await allGivenBack(baseline);
+  });
+
+  it('gives every block back when the input breaks off while a full block waits for a sender', async () => {
+    const baseline = payloadPool.inUse;
+    const size = 40 * 1024 * 1024;
+    const growing = new GrowingFile(size, { graceMs: 200, waitFloorMs: 10_000 });
+    // A sender that never moves: the 17th block waits for it.
+    const cursor = growing.follow(0);
+    const input = new Readable({ read() {} });
+    const piece = randomBytes(1024 * 1024 + 512);
+    for (let i = 0; i < 20; i++) input.push(piece);
+    setTimeout(() => input.destroy(new Error('connection reset')), 50);
+    await expect(store(Buffer.alloc(0), growing, input)).rejects.toThrow('connection reset');
+    growing.fail({ code: 'upload_failed', message: 'the upload broke off' });
+    cursor.close();
+    await allGivenBack(baseline);
+  });
+
+  it('gives every block back after a whole upload, once no sender holds them', async () => {
+    const baseline = payloadPool.inUse;
+    const data = randomBytes(5 * 1024 * 1024 + 3);
+    const growing = new GrowingFile(data.length);
+    const { writer } = await store(data, growing);
+    growing.finish(await writer.sha256());
+    await allGivenBack(baseline);
   });
 });

@@ -74,6 +74,29 @@ describe('GrowingFile', () => {
     cursor.close();
   });
 
+  it('once the upload is over, does not pin memory for a sender that is behind it', async () => {
+    const file = new GrowingFile(SIZE, { graceMs: 0 });
+    const dropped: number[] = [];
+    const slow = file.follow(0);
+    await keepAll(file, 0, 64, dropped);
+    expect(file.keptBlocks).toBe(KEPT);
+    file.grew(SIZE);
+    file.finish('cd'.repeat(32));
+    // The sender reads blocks 0-47 from disk first: holding 48-63 for it all that time is waste.
+    expect(file.keptBlocks).toBe(0);
+    slow.close();
+  });
+
+  it('does not call a short last block ready: an upload shorter than declared fails its sender', async () => {
+    const file = new GrowingFile(2 * MIB + 100);
+    await file.keep(2, frame(2, 40), () => {});
+    expect(file.ready(2)).toBe(false);
+    await file.keep(1, frame(1), () => {});
+    expect(file.ready(1)).toBe(true);
+    file.fail({ code: 'size_mismatch', message: 'the upload declared 2097252 bytes but sent 2097192' });
+    expect(() => file.ready(2)).toThrow('declared');
+  });
+
   it('lends a block to one sender at a time and keeps it until it is given back', async () => {
     const file = new GrowingFile(SIZE, { graceMs: 0 });
     const dropped: number[] = [];
@@ -100,9 +123,11 @@ describe('GrowingFile', () => {
     const cursor = ended.follow(1);
     ended.grew(2 * MIB);
     ended.finish('ab'.repeat(32));
-    expect(dropped).toEqual([]);
-    cursor.close();
+    // Over: what the one sender has passed goes at once, the rest when it is taken.
+    expect(dropped).toEqual([0]);
+    cursor.at(2);
     expect(dropped).toEqual([0, 1]);
+    cursor.close();
     await expect(ended.sha256()).resolves.toBe('ab'.repeat(32));
 
     const failed = new GrowingFile(2 * MIB);
