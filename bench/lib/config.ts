@@ -53,7 +53,7 @@ const MODES: Record<Mode, Omit<Config, 'mode' | 'only' | 'out' | 'profileDir'>> 
 
 export const USAGE = `usage: tsx bench/run.ts [--quick | --full | --smoke] [--only=A,B,...] [--out FILE] [--profile=DIR] [--rounds=N]
   --quick       default: a few minutes (256 MiB transfers, 30 peers)
-  --full        the sizes of issue 4 (1 GiB, 4 GiB for memory, 100 peers); under ~15 minutes
+  --full        the sizes of issue 4 (1 GiB, 4 GiB for memory, 100 peers); 8-15 minutes
   --smoke       tiny sizes, one run each, no scp: checks the harness itself
   --only=LIST   scenarios to run (A-H); B and C also run A, their reference
   --out FILE    where to write the JSON (default bench/results/latest.json; smoke writes none unless given)
