@@ -28,6 +28,7 @@ export const API_ERRORS = {
   dial_failed: 502,
   too_many_clients: 503,
   dial_timeout: 504,
+  disk_full: 507,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

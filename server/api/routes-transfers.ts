@@ -47,7 +47,7 @@ export async function transferRoutes(app: FastifyInstance, deps: TransferRouteDe
     schema: {
       params: Type.Object({ port: Type.String() }),
       // JSON {to, paths} or multipart/form-data (to fields, then file parts): checked in the handler.
-      response: { 202: Type.Object({ transfers: Type.Array(TransferSchema) }), ...errors(400, 404, 409, 413, ...AUTH) },
+      response: { 202: Type.Object({ transfers: Type.Array(TransferSchema) }), ...errors(400, 404, 409, 413, 507, ...AUTH) },
     },
   }, async (req, reply) => {
     const port = portParam(req.params.port);

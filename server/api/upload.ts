@@ -101,6 +101,10 @@ async function store(input: Readable, file: ChunkFile, source?: GrowingFile): Pr
     await sink.from(input);
   } catch (err) {
     sink.drop();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new ApiError('disk_full', `the daemon's disk is full: the upload was not stored (${sink.size} bytes had arrived)`);
+    }
     throw err;
   } finally {
     await file.close();

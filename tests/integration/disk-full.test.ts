@@ -1,10 +1,11 @@
 // A receiving disk that fills up midway: the transfer pauses with a clear reason on
 // both ends, keeps what it has, and finishes identical once there is room again.
-// The receiving daemon's data directory is a small tmpfs (needs root to mount).
+// The receiving daemon's data directory is a small tmpfs (needs root to mount). An
+// upload into a daemon whose own disk fills up is refused with 507 disk_full.
 
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
@@ -109,4 +110,58 @@ describe.skipIf(!mounted && !process.env.CI)('a full receiving disk', () => {
     expect(file).toMatchObject({ name: 'big.bin', sha256: sum });
     ev.close();
   }, 120_000);
+});
+
+describe.skipIf(!mounted && !process.env.CI)('a full disk under an upload', () => {
+  const small = tempDir('meshdrop-tmpfs-upload-');
+  let smallMounted = false;
+  let up: InProcessDaemon;
+  let peer: InProcessDaemon;
+
+  beforeAll(() => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', small.path], { stdio: 'ignore' });
+    smallMounted = true;
+  });
+
+  afterAll(async () => {
+    await up?.close().catch(() => {});
+    await peer?.close();
+    if (smallMounted) execFileSync('umount', ['-l', small.path]);
+    small.remove();
+  });
+
+  it('refuses the upload with 507 disk_full, keeps nothing, and takes the next one', async () => {
+    const slow = { heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 30_000 };
+    up = await startInProcess({ timings: slow, dataDir: small.path });
+    peer = await startInProcess({ timings: slow });
+    const [pa, pb] = await freePorts(2);
+    const a = await up.client.addPeer(pa!);
+    const b = await peer.client.addPeer(pb!);
+    expect((await peer.client.request('PUT', `/api/peers/${pb}/trusted/${a.id}`)).status).toBe(204);
+    expect((await up.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pb })).status).toBe(201);
+    const outbox = join(up.transfers.peerDir(pa!), 'outbox');
+    // 64 MiB into a 48 MiB disk, with and without a declared size (streamed / stored first).
+    for (const declared of [true, false]) {
+      const data = randomBytes(64 * MIB);
+      const form = new FormData();
+      form.append('to', b.id);
+      if (declared) form.append('size', String(data.length));
+      form.append('file', new Blob([data]), `too-big-${declared}.bin`);
+      const res = await fetch(`${up.base}/api/peers/${pa}/transfers`, { method: 'POST', headers: { authorization: `Bearer ${up.token}` }, body: form });
+      const body = (await res.json()) as any;
+      expect(res.status, JSON.stringify(body)).toBe(507);
+      expect(body.error.code).toBe('disk_full');
+      await waitFor('the outbox to empty', () => readdirSync(outbox).length === 0);
+    }
+    const streamed = (await up.client.get(`/api/transfers?peer=${pa}`)).body.transfers.find((t: any) => t.name === 'too-big-true.bin');
+    expect((await up.client.transferEnded(streamed.id)).error.code).toBe('upload_failed');
+    // The disk has room again once the refused copies are gone: a small upload goes through.
+    const ok = new FormData();
+    ok.append('to', b.id);
+    ok.append('file', new Blob([randomBytes(MIB)]), 'fits.bin');
+    const res = await fetch(`${up.base}/api/peers/${pa}/transfers`, { method: 'POST', headers: { authorization: `Bearer ${up.token}` }, body: ok });
+    expect(res.status).toBe(202);
+    const t = ((await res.json()) as any).transfers[0];
+    expect((await up.client.transferEnded(t.id)).state).toBe('completed');
+  }, 60_000);
 });
