@@ -55,7 +55,7 @@ export async function receiveUpload(
       const path = join(outbox, randomUUID());
       paths.push(path);
       const file: OutgoingFile = { path, name: safe.name, size: declared ?? 0, mime: part.mimetype || 'application/octet-stream' };
-      const fh = await ChunkFile.open(path, 'new');
+      const outFile = await ChunkFile.open(path, 'new');
       let source: GrowingFile | undefined;
       if (declared !== null) {
         source = new GrowingFile(declared);
@@ -64,7 +64,7 @@ export async function receiveUpload(
         started.push(...transfers.send(port, targets, [{ ...file, growing: source }], { removeAfter: true }));
         declared = null;
       }
-      const { size, sha256 } = await store(part.file, fh, source);
+      const { size, sha256 } = await store(part.file, outFile, source);
       if (source) source.finish(sha256);
       else stored.push({ ...file, size, sha256 });
     }

@@ -4,15 +4,17 @@
 // arrived) becomes the one the sender announces.
 //
 // The upload arrives in blocks of the sender's chunk size, and the last few blocks
-// stay in memory: a sender that keeps up copies its chunks from there instead of
-// reading back what was just written (the upload is written with O_DIRECT, so there
-// is no page cache to read it from). A sender says where it is with a Cursor; the
+// stay in memory: a sender that keeps up sends its chunks from there (the block's
+// own frame; a second target copies it) instead of reading back what was just
+// written (the upload is written with O_DIRECT, so there is no page cache to read
+// it from). A sender says where it is with a Cursor; the
 // upload waits a little for a sender that is about to take the oldest block before
 // it drops it, but never long, and in all only while the sender keeps within a few
 // times the upload's own pace: a slow or stalled sender reads from disk instead, and
 // the upload goes on (a user's browser must not wait for a slow link).
 
 import type { Reason } from '../errors.js';
+import { copyInto } from '../protocol/buffer-pool.js';
 import { chunkSizeFor, DATA_FRAME_PREFIX } from '../protocol/transfer-messages.js';
 
 /** Bytes of recent blocks kept in memory for senders that keep up. */
@@ -130,8 +132,7 @@ export class GrowingFile {
   copy(index: number, into: Buffer): boolean {
     const kept = this.#kept.get(index);
     if (!kept || kept.bytes.length !== into.length) return false;
-    // One memcpy (copyInto's reasoning: `into` may be shared memory).
-    into.fill(kept.bytes);
+    copyInto(into, kept.bytes, 0);
     return true;
   }
 
