@@ -6,7 +6,7 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import { payloadPool } from '../protocol/buffer-pool.js';
-import { DATA_FRAME_PREFIX } from '../protocol/transfer-messages.js';
+import { chunkCount, DATA_FRAME_PREFIX } from '../protocol/transfer-messages.js';
 import { readFully } from './file-io.js';
 import type { Cursor, GrowingFile } from './growing-file.js';
 import type { HashStream } from './hasher.js';
@@ -83,6 +83,6 @@ export class ChunkSource {
   /** The block this attempt takes after its k-th chunk (past the end of the file once it is done). */
   #after(k: number): number {
     const { need, size, chunkSize } = this.#opts;
-    return need[k + 1] ?? Math.ceil(size / chunkSize);
+    return need[k + 1] ?? chunkCount(size, chunkSize);
   }
 }
