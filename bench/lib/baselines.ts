@@ -1,12 +1,15 @@
 // Baselines measured in the same session as the scenarios: the bare Node pipe (plain
-// TCP and TLS 1.3) and, in sshd.ts, scp and rsync. Each returns MiB/s of a run whose
-// received file was hashed and compared with the sent one.
+// TCP and TLS 1.3) and, in sshd.ts, scp and rsync, each a run whose received file was
+// hashed and compared with the sent one; and C's floor, a bare multipart upload route
+// that counts the bytes it is sent (checked) and keeps none.
 
 import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createIdentity } from '../../server/peer/identity.js';
 import { spawnChild } from './child.js';
+import { cpuSeconds } from './cpu.js';
+import { postUpload } from './link.js';
 import { verifyLocal, type Payload } from './files.js';
 import { mibPerSec } from './stats.js';
 
@@ -46,4 +49,33 @@ export async function runPipe(kind: 'tcp' | 'tls', payload: Payload, dir: string
     await recv.kill();
     await rm(out, { force: true });
   }
+}
+
+export interface BareUpload {
+  /** One upload of `payload`: MiB/s, and CPU seconds of the server and of the client. */
+  run(payload: Payload): Promise<{ mibps: number; serverCpu: number; clientCpu: number }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * C's floor: the same multipart upload, with the same client, to a bare Fastify route
+ * with @fastify/multipart that only counts the bytes (upload-server-child.ts). Timed
+ * from starting the client until the answer; the count is checked.
+ */
+export async function startBareUpload(): Promise<BareUpload> {
+  const server = spawnChild('upload-server-child.ts', []);
+  const { port } = await server.next<{ port: number }>();
+  const url = `http://127.0.0.1:${port}/upload`;
+  return {
+    async run(payload) {
+      const cpu0 = cpuSeconds(server.proc.pid!);
+      const t0 = performance.now();
+      const res = await postUpload({ url, fields: [['to', 'bare'], ['size', String(payload.size)]] }, payload);
+      const ms = performance.now() - t0;
+      const bytes = (res.body as { bytes?: number } | null)?.bytes;
+      if (res.status !== 202 || bytes !== payload.size) throw new Error(`bare upload answered ${res.status} ${JSON.stringify(res.body)} for ${payload.size} bytes`);
+      return { mibps: mibPerSec(payload.size, ms), serverCpu: cpuSeconds(server.proc.pid!) - cpu0, clientCpu: res.clientCpu };
+    },
+    stop: () => server.kill(),
+  };
 }

@@ -125,19 +125,41 @@ export async function uploadClient(): Promise<'curl' | 'node'> {
   return uploader;
 }
 
+/** A multipart POST: its fields, in order, then the file part. */
+export interface UploadRequest {
+  url: string;
+  token?: string;
+  fields: ReadonlyArray<readonly [string, string]>;
+}
+
+export interface UploadResult {
+  status: number;
+  body: unknown;
+  /** CPU seconds (user + system) the uploading client used. */
+  clientCpu: number;
+}
+
+/** Uploads `file` with the client of this run (curl, or the Node client). */
+export async function postUpload(req: UploadRequest, file: Payload): Promise<UploadResult> {
+  return (await uploadClient()) === 'curl' ? curlMultipart(req, file) : postMultipart(req, file);
+}
+
 /**
  * Multipart upload (fields `to`, `size`, then `file`), streamed from disk, timed until
  * the file completed at the receiver. A daemon without the `size` field answers 400;
  * then the upload is retried without it (the refused attempt is not timed).
  */
-export async function uploadFile(link: Link, file: Payload, timeoutMs: number): Promise<Timed & { withSize: boolean }> {
-  const client = await uploadClient();
+export async function uploadFile(link: Link, file: Payload, timeoutMs: number): Promise<Timed & { withSize: boolean; clientCpu: number }> {
   for (;;) {
     const withSize = sizeField !== false;
     const completed = awaitCompleted(link, [file.name], timeoutMs);
     completed.catch(() => {});
     const t0 = performance.now();
-    const res = client === 'curl' ? await curlMultipart(link, file, withSize) : await postMultipart(link, file, withSize);
+    const res = await postUpload({
+      url: `${link.from.daemon.base}/api/peers/${link.from.port}/transfers`,
+      token: link.from.daemon.token,
+      fields: [['to', link.to.id], ...(withSize ? [['size', String(file.size)] as const] : [])],
+    }, file);
     if (res.status === 400 && withSize && /size/.test(JSON.stringify(res.body))) {
       sizeField = false;
       uploadNotices.push(`the daemon refused the multipart "size" field (${JSON.stringify(res.body)}); uploads were sent without it`);
@@ -149,50 +171,60 @@ export async function uploadFile(link: Link, file: Payload, timeoutMs: number): 
     const done = await completed;
     const ms = performance.now() - t0;
     await verifyAndClean(link, [file], done);
-    return { ms, withSize };
+    return { ms, withSize, clientCpu: res.clientCpu };
   }
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
+function run(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    execFile(cmd, args, { maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(err) : resolve({ stdout, stderr })));
   });
 }
 
-/** `curl -F`, the way a user's script uploads (README "Scripting it"). */
-async function curlMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ status: number; body: unknown }> {
-  const out = await run('curl', [
+/** bash's `times` prints the shell's user and system time, then its children's: "0m0.056s 0m0.406s". */
+function childrenCpu(stderr: string): number {
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stderr);
+  if (!m) throw new Error(`no CPU times from bash in ${JSON.stringify(stderr.slice(-200))}`);
+  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
+}
+
+/** `curl -F`, the way a user's script uploads (README "Scripting it"); run by bash, whose `times` gives curl's CPU. */
+async function curlMultipart(req: UploadRequest, file: Payload): Promise<UploadResult> {
+  const { stdout, stderr } = await run('bash', [
+    '-c', 'curl "$@"; s=$?; times >&2; exit $s', 'curl',
     '-sS', '-w', '\n%{http_code}',
-    '-H', `authorization: Bearer ${link.from.daemon.token}`,
-    '-F', `to=${link.to.id}`,
-    ...(withSize ? ['-F', `size=${file.size}`] : []),
+    ...(req.token ? ['-H', `authorization: Bearer ${req.token}`] : []),
+    ...req.fields.flatMap(([name, value]) => ['-F', `${name}=${value}`]),
     '-F', `file=@${file.path};filename=${file.name};type=application/octet-stream`,
-    `${link.from.daemon.base}/api/peers/${link.from.port}/transfers`,
+    req.url,
   ]);
-  const cut = out.lastIndexOf('\n');
-  const text = out.slice(0, cut);
-  return { status: Number(out.slice(cut + 1)), body: text ? JSON.parse(text) : null };
+  const cut = stdout.lastIndexOf('\n');
+  const text = stdout.slice(0, cut);
+  return { status: Number(stdout.slice(cut + 1)), body: text ? JSON.parse(text) : null, clientCpu: childrenCpu(stderr) };
 }
 
 /**
  * The same upload from Node, for machines without curl: two 1 MiB buffers read into in
  * turn (a fresh buffer per read costs the client a page fault per 4 KiB on this VM).
+ * Its CPU is the benchmark process's own while it uploads (which also includes the
+ * event clients' little work).
  */
-function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ status: number; body: unknown }> {
+function postMultipart(req: UploadRequest, file: Payload): Promise<UploadResult> {
+  const cpu0 = process.cpuUsage();
   const boundary = `----meshdrop-bench-${Math.random().toString(16).slice(2)}`;
   const field = (name: string, value: string) => `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
   const head = Buffer.from(
-    field('to', link.to.id) + (withSize ? field('size', String(file.size)) : '') +
+    req.fields.map(([name, value]) => field(name, value)).join('') +
     `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${file.name}"\r\ncontent-type: application/octet-stream\r\n\r\n`,
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-  const url = new URL(`${link.from.daemon.base}/api/peers/${link.from.port}/transfers`);
+  const url = new URL(req.url);
   return new Promise((resolve, reject) => {
     let refused = false;
-    const req = request(url, {
+    const post = request(url, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${link.from.daemon.token}`,
+        ...(req.token ? { authorization: `Bearer ${req.token}` } : {}),
         'content-type': `multipart/form-data; boundary=${boundary}`,
         'content-length': head.length + file.size + tail.length,
       },
@@ -204,13 +236,14 @@ function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ 
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
       res.on('end', () => {
-        if (res.statusCode !== 202) req.destroy();
-        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
+        if (res.statusCode !== 202) post.destroy();
+        const cpu = process.cpuUsage(cpu0);
+        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null, clientCpu: (cpu.user + cpu.system) / 1e6 });
       });
     });
-    req.on('error', (err) => (refused ? undefined : reject(err)));
-    const closed = new Promise<void>((r) => req.once('close', () => r()));
-    req.write(head);
+    post.on('error', (err) => (refused ? undefined : reject(err)));
+    const closed = new Promise<void>((r) => post.once('close', () => r()));
+    post.write(head);
     const send = async () => {
       const fh = await open(file.path, 'r');
       try {
@@ -221,13 +254,13 @@ function postMultipart(link: Link, file: Payload, withSize: boolean): Promise<{ 
           const { bytesRead } = await fh.read(bufs[k]!, 0, bufs[k]!.length, pos);
           if (bytesRead === 0) throw new Error(`${file.path} got shorter while it was uploaded`);
           pos += bytesRead;
-          free[k] = new Promise<void>((r) => req.write(bufs[k]!.subarray(0, bytesRead), () => r()));
+          free[k] = new Promise<void>((r) => post.write(bufs[k]!.subarray(0, bytesRead), () => r()));
         }
         await Promise.race([Promise.all(free), closed]);
       } finally {
         await fh.close();
       }
-      if (!refused) req.end(tail);
+      if (!refused) post.end(tail);
     };
     send().catch(reject);
   });

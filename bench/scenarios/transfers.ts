@@ -4,7 +4,7 @@
 // between runs of the same round.
 
 import { join } from 'node:path';
-import { makeTlsFiles, runPipe } from '../lib/baselines.js';
+import { makeTlsFiles, runPipe, startBareUpload, type BareUpload } from '../lib/baselines.js';
 import type { Context } from '../lib/context.js';
 import { withCpu } from '../lib/cpu.js';
 import { flushDisk, makePayload, VerificationError, type Payload } from '../lib/files.js';
@@ -62,6 +62,8 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
       if (!sshd.hasRsync) console.error('  notice: rsync not installed; its baseline is skipped');
     }
   } else baselines.notes.push('scp/rsync not run in smoke mode');
+  // C's floor: the same upload to a bare Fastify + @fastify/multipart route (lib/baselines.ts).
+  const bare: BareUpload | null = want.C ? await startBareUpload() : null;
 
   // Warm the JIT and the connections with one small transfer each (not measured).
   const warm = await makePayload(ctx.tmp, 'warm-up.bin', Math.min(size, 16 * MIB));
@@ -69,9 +71,14 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   if (want.B) await sendPaths(links.within, [warm], transferTimeout(warm.size));
   // The upload path too: a first upload runs its HTTP and multipart code cold.
   if (want.C) await uploadFile(links.across, warm, transferTimeout(warm.size));
+  await bare?.run(warm);
 
   // CPU seconds per GiB of each daemon during A and B, by round (see lib/cpu.ts).
-  const cpuPerGiB = { aSender: [] as number[], aReceiver: [] as number[], b: [] as number[] };
+  // C's too, with the uploading client's, and the bare upload's (server and client).
+  const cpuPerGiB = {
+    aSender: [] as number[], aReceiver: [] as number[], b: [] as number[],
+    cSender: [] as number[], cReceiver: [] as number[], cClient: [] as number[], bare: [] as number[],
+  };
   let cpuRound = 0;
   const items: Array<{ key: string; owner: Section; run: () => Promise<number> }> = [
     { key: 'tcp', owner: baselines, run: () => runPipe('tcp', payload, ctx.tmp, certs) },
@@ -96,11 +103,21 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   if (want.C) {
     items.push({
       key: 'C', owner: C, run: async () => {
-        const r = await uploadFile(links.across, payload, transferTimeout(size));
+        const { result: r, cpu } = await withCpu([links.across.from.daemon.pid, links.across.to.daemon.pid], () => uploadFile(links.across, payload, transferTimeout(size)));
         withSize.push(r.withSize);
+        cpuPerGiB.cSender[cpuRound] = cpu[0]! / (size / GIB);
+        cpuPerGiB.cReceiver[cpuRound] = cpu[1]! / (size / GIB);
+        cpuPerGiB.cClient[cpuRound] = r.clientCpu / (size / GIB);
         return mibPerSec(size, r.ms);
       },
     });
+  }
+  if (bare) {
+    items.push({ key: 'upload', owner: baselines, run: async () => {
+      const r = await bare.run(payload);
+      cpuPerGiB.bare[cpuRound] = (r.serverCpu + r.clientCpu) / (size / GIB);
+      return r.mibps;
+    } });
   }
 
   const runs: Record<string, number[]> = Object.fromEntries(items.map((i) => [i.key, []]));
@@ -129,12 +146,20 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
     }
   } finally {
     await sshd?.stop();
+    await bare?.stop();
   }
 
   // Arrays indexed by round; a round an item missed is NaN so pairs stay aligned.
   const byRound = (key: string) => Array.from({ length: cfg.rounds }, (_, i) => runs[key]?.[i] ?? NaN);
+  const perRound = (runs: number[]) => Array.from({ length: cfg.rounds }, (_, i) => runs[i] ?? NaN);
+  const cpuFigure = (runs: number[], label: string) => figure(label, 'CPU s/GiB', perRound(runs));
+  const sum = (...parts: number[][]) => perRound(parts[0]!).map((_, i) => parts.reduce((t, p) => t + (p[i] ?? NaN), 0));
   for (const key of ['tcp', 'tls', 'scp', 'rsync']) {
     if (runs[key]?.length) baselines.figures[key] = figure(`${key === 'tcp' || key === 'tls' ? `bare Node pipe, ${key.toUpperCase()}` : key}, ${label}`, 'MiB/s', byRound(key));
+  }
+  if (runs.upload?.length) {
+    baselines.figures.upload = figure(`bare multipart upload (bytes counted), ${label}`, 'MiB/s', byRound('upload'));
+    baselines.figures.uploadCpu = cpuFigure(cpuPerGiB.bare, 'bare upload: server + client CPU per GiB');
   }
   A.figures.speed = figure(`throughput, ${label}`, 'MiB/s', byRound('A'));
   for (const [key, base, label] of [['vsScp', 'scp', 'A / scp'], ['vsRsync', 'rsync', 'A / rsync'], ['vsTls', 'tls', 'A / bare TLS pipe']] as const) {
@@ -142,9 +167,10 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
     if (r.runs.length) A.ratios[key] = ratio(label, r);
   }
   check(A, 'vsScp', '>=', 1.3, '>= 1.3x scp');
-  const cpuFigure = (runs: number[], label: string) => figure(label, 'CPU s/GiB', Array.from({ length: cfg.rounds }, (_, i) => runs[i] ?? NaN));
+  const cpuA = sum(cpuPerGiB.aSender, cpuPerGiB.aReceiver);
   A.figures.cpuSender = cpuFigure(cpuPerGiB.aSender, 'sending daemon CPU (user+sys) per GiB');
   A.figures.cpuReceiver = cpuFigure(cpuPerGiB.aReceiver, 'receiving daemon CPU (user+sys) per GiB');
+  A.figures.cpuAll = cpuFigure(cpuA, 'both daemons CPU per GiB');
   if (!sshd) A.notes.push('no scp in this run: the target is not judged');
   if (want.B) {
     B.figures.speed = figure(`throughput, ${label}`, 'MiB/s', byRound('B'));
@@ -156,6 +182,16 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
     C.figures.speed = figure(`throughput incl. upload, ${label}`, 'MiB/s', byRound('C'));
     C.ratios.vsA = ratio('C / A', pairRatio(byRound('C'), byRound('A')));
     check(C, 'vsA', '>=', 0.7, '>= 0.7x A');
+    // Where C / A can be on cores that both transfers keep busy: throughput goes as
+    // the inverse of CPU per GiB, and C does A's work plus at least the bare upload's.
+    const cpuC = sum(cpuPerGiB.cSender, cpuPerGiB.cReceiver, cpuPerGiB.cClient);
+    C.figures.cpuSender = cpuFigure(cpuPerGiB.cSender, 'sending daemon CPU (user+sys) per GiB');
+    C.figures.cpuReceiver = cpuFigure(cpuPerGiB.cReceiver, 'receiving daemon CPU (user+sys) per GiB');
+    C.figures.cpuClient = cpuFigure(cpuPerGiB.cClient, 'uploading client CPU per GiB');
+    C.figures.cpuAll = cpuFigure(cpuC, 'client + both daemons CPU per GiB');
+    C.ratios.vsBare = ratio('C / bare multipart upload', pairRatio(byRound('C'), byRound('upload')));
+    C.ratios.cpuBound = ratio('A CPU / C CPU (C / A if CPU-bound)', pairRatio(cpuA, cpuC));
+    C.ratios.floorBound = ratio('A CPU / (A CPU + bare upload CPU)', pairRatio(cpuA, sum(cpuA, cpuPerGiB.bare)));
     C.notes.push(`uploaded with ${(await uploadClient()) === 'curl' ? 'curl -F (as a script would)' : 'the Node client (no curl here, or MESHDROP_BENCH_UPLOADER=node)'}`);
     C.notes.push(...new Set(uploadNotices));
     if (withSize.length) C.notes.push(withSize.every(Boolean) ? 'uploads carried the size field' : 'uploads without the size field');

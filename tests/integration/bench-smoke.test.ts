@@ -40,7 +40,9 @@ describe.skipIf(process.platform !== 'linux')('bench --smoke', () => {
         for (const v of [...f.runs, f.min, f.median, f.max]) expect(Number.isFinite(v), `${id}: ${JSON.stringify(f)}`).toBe(true);
       }
     }
-    for (const key of ['tcp', 'tls']) expect(result.baselines.figures[key].median).toBeGreaterThan(0);
+    for (const key of ['tcp', 'tls', 'upload']) expect(result.baselines.figures[key].median, key).toBeGreaterThan(0);
+    // C's CPU accounting, which its ceiling rows are made of, covers the uploading client too.
+    expect(result.scenarios.C.figures.cpuClient.median).toBeGreaterThan(0);
     // Smoke mode writes only where it is told to.
     expect(output).not.toContain('bench/results/latest.json');
   }, 180_000);
