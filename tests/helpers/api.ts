@@ -9,6 +9,9 @@ export interface ApiReply<T = any> {
   headers: Headers;
 }
 
+/** A transfer ended while a test waited for it to get somewhere. */
+class TransferEndedError extends Error {}
+
 export class Client {
   constructor(readonly base: string, readonly token: string) {}
 
@@ -42,6 +45,21 @@ export class Client {
       const t = (await this.get(`/api/transfers/${id}`)).body;
       return ['completed', 'failed', 'rejected', 'canceled'].includes(t.state) ? t : null;
     }, { timeoutMs });
+  }
+
+  /**
+   * Waits until transfer `id` has moved more than `bytes`, polling its record (kept up
+   * to date on every chunk), not the progress events (one per 250 ms at most: a fast
+   * machine can finish a file between two of them). Fails at once if the transfer
+   * ended first, since a test that wants to interrupt it can then never pass.
+   */
+  async transferPast(id: string, bytes: number, timeoutMs = 15_000): Promise<any> {
+    return waitFor(`transfer ${id} past ${bytes} bytes`, async () => {
+      const t = (await this.get(`/api/transfers/${id}`)).body;
+      if (t.bytesDone > bytes) return t;
+      if (['completed', 'failed', 'rejected', 'canceled'].includes(t.state)) throw new TransferEndedError(`transfer ${id} ended ${t.state} before passing ${bytes} bytes`);
+      return null;
+    }, { timeoutMs, intervalMs: 2, stopOn: (err) => err instanceof TransferEndedError });
   }
 
   async addPeer(port: number): Promise<{ port: number; id: string }> {

@@ -287,7 +287,7 @@ describe('stopping early', () => {
     const posted = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(c.port)], paths: [src.path] });
     expect(posted.status, JSON.stringify(posted.body)).toBe(202);
     const t = posted.body.transfers[0];
-    await ev.waitFor('some progress', (m) => m.type === 'transfer.progress' && m.data.transfer.id === t.id && m.data.transfer.bytesDone > 8 * 1024 * 1024);
+    await d.client.transferPast(t.id, 8 * 1024 * 1024);
     expect((await d.client.delete(`/api/peers/${cutter.port}/connections/${other.id}`)).status).toBe(204);
     const closedAt = (port: number) => ev.waitFor(`peer ${port}'s link to close`, (m) => m.type === 'connection.closed' && m.data.port === port);
     const [cutIn, cutOut] = [(await closedAt(c.port)).data.connection.bytesIn, (await closedAt(a.port)).data.connection.bytesOut];
@@ -328,13 +328,13 @@ describe('stopping early', () => {
   it('repairs bytes flipped in a partial file: the chunks before the damage are kept', async () => {
     const ev = d.client.events();
     await ev.opened;
-    // Big enough that the pause lands well before the end (progress events come every 250 ms).
+    // Big enough that the pause lands well before the end.
     const size = 256 * 1024 * 1024;
     const src = makeFile('flip-me.bin', size);
     const posted = await d.client.post(`/api/peers/${a.port}/transfers`, { to: [String(b.port)], paths: [src.path] });
     expect(posted.status, JSON.stringify(posted.body)).toBe(202);
     const t = posted.body.transfers[0];
-    await ev.waitFor('some progress', (m) => m.type === 'transfer.progress' && m.data.transfer.id === t.id && m.data.transfer.bytesDone > 16 * 1024 * 1024);
+    await d.client.transferPast(t.id, 16 * 1024 * 1024);
     expect((await d.client.post(`/api/transfers/${t.id}/pause`, {})).status).toBe(200);
     const paused = await ev.waitFor('the receiver to pause', (m) => m.type === 'transfer.paused' && m.data.transfer.direction === 'in' && m.data.transfer.name === 'flip-me.bin');
     expect(paused.data.transfer.error.code).toBe('paused_by_user');
