@@ -47,6 +47,8 @@ export class Receiver {
   /** For each chunk, the SHA-256 of the file up to its end (32 bytes each); valid where #good is set. */
   readonly #hashes: Buffer;
   readonly #good: Uint8Array;
+  /** Bytes of the chunks #good marks (a running sum: rescanning per chunk is O(chunks^2)). */
+  #goodBytes = 0;
   /** Chunks [0, #durable) are on disk, synced, and in the ledger. */
   #durable = 0;
   /** The whole-file hash (on the hash thread), fed chunks [0, #hashedUpTo) in order. */
@@ -88,6 +90,7 @@ export class Receiver {
       const known = Math.min(opts.ledger.verified, this.#total, Math.floor(opts.ledger.chunkHashes.length / HASH_BYTES));
       opts.ledger.chunkHashes.copy(this.#hashes, 0, 0, known * HASH_BYTES);
       this.#good.fill(1, 0, known);
+      this.#goodBytes = this.#prefixBytes(known);
       this.#durable = known;
     }
   }
@@ -113,7 +116,7 @@ export class Receiver {
     this.#whole?.drop();
     this.#whole = hashThread.stream();
     this.#hashedUpTo = 0;
-    this.#good.fill(0, this.#durable);
+    this.#keepGood(this.#durable);
     const fh = await ChunkFile.open(this.#temp, fresh ? 'fresh' : 'keep');
     if (this.#finished) {
       // Canceled while the file was opening: fail() found no handle to close.
@@ -127,7 +130,7 @@ export class Receiver {
     this.#queue = [];
     for (let i = 0; i < this.#total; i++) if (!this.#good[i]) this.#queue.push(i);
     this.#saveLedger();
-    this.record.progress(this.#goodBytes());
+    this.record.progress(this.#goodBytes);
     this.record.setState('transferring');
     const window = Math.max(2, Math.min(64, Math.floor(WINDOW_BYTES / this.#offer.chunkSize)));
     this.#allowed = window;
@@ -176,8 +179,9 @@ export class Receiver {
         const digest = await hashed;
         if (digest) digest.copy(this.#hashes, index * HASH_BYTES);
         else this.#hashes.fill(0, index * HASH_BYTES, (index + 1) * HASH_BYTES);
+        if (!this.#good[index]) this.#goodBytes += bytes.length;
         this.#good[index] = 1;
-        this.record.progress(this.#goodBytes());
+        this.record.progress(this.#goodBytes);
         this.#sinceLedger += bytes.length;
         if (this.#active) {
           this.#allowed++;
@@ -267,7 +271,7 @@ export class Receiver {
     }
     this.#hashedUpTo = kept;
     if (!this.#whole && !this.#finished) await this.#rehash(kept, buf);
-    this.#good.fill(0, kept);
+    this.#keepGood(kept);
     this.#durable = kept;
   }
 
@@ -306,11 +310,15 @@ export class Receiver {
     });
   }
 
-  #goodBytes(): number {
-    let bytes = 0;
-    const { chunkSize, size } = this.#offer;
-    for (let i = 0; i < this.#total; i++) if (this.#good[i]) bytes += Math.min(chunkSize, size - i * chunkSize);
-    return bytes;
+  /** Only chunks [0, count) stay good (each of them is). */
+  #keepGood(count: number): void {
+    this.#good.fill(0, count);
+    this.#goodBytes = this.#prefixBytes(count);
+  }
+
+  /** Bytes in chunks [0, count). */
+  #prefixBytes(count: number): number {
+    return Math.min(count * this.#offer.chunkSize, this.#offer.size);
   }
 
   async #finish(msg: EndMessage): Promise<void> {
