@@ -228,6 +228,9 @@ export class Store {
     // that shrank (damage found on resume) is rewritten from where it now ends.
     const from = Math.floor(Math.min(this.#storedHashes.get(id) ?? 0, count) / HASH_SEGMENT_CHUNKS);
     const segmentBytes = HASH_SEGMENT_CHUNKS * HASH_BYTES;
+    // Until this save has landed nothing is known about the table (a failed shrink would
+    // leave the old hashes behind it): the next save then rewrites from the start.
+    this.#storedHashes.delete(id);
     this.#db.transaction(() => {
       this.#db
         .prepare('UPDATE transfers SET chunk_size = ?, verified = ?, chunk_hashes = NULL, temp_path = ?, mime = ? WHERE id = ?')
@@ -240,8 +243,7 @@ export class Store {
         this.#ledgerHashBytes += part.length;
       }
     })();
-    if (count === 0) this.#storedHashes.delete(id);
-    else this.#storedHashes.set(id, count);
+    if (count > 0) this.#storedHashes.set(id, count);
   }
 
   /** Chunk-hash bytes saveLedger() has written (to show a save costs what changed, not the file's size). */

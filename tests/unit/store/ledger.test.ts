@@ -68,6 +68,24 @@ it('reads back a ledger that shrank and grew again with other hashes', () => {
   expect(reset.chunkHashes).toBeNull();
 });
 
+it('reads back the right hashes after a save that failed (a full disk) and one that did not', () => {
+  const store = withTransfer(new Store(dir));
+  store.saveLedger(ID, ledger(hashes(1000)));
+  // Another connection makes the next hash insert fail, as SQLITE_FULL would.
+  const db = new Database(join(dir, DB_FILE));
+  db.exec(`CREATE TABLE fail_saves (x);
+    CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger_hashes WHEN EXISTS (SELECT 1 FROM fail_saves)
+    BEGIN SELECT RAISE(ABORT, 'simulated full disk'); END;
+    INSERT INTO fail_saves VALUES (1);`);
+  // Resume kept 130 chunks; recording that fails, and the table still holds the old 1,000.
+  expect(() => store.saveLedger(ID, ledger(hashes(130)))).toThrow(/simulated full disk/);
+  db.exec('DELETE FROM fail_saves');
+  db.close();
+  const regrown = Buffer.concat([hashes(130), hashes(1100, 'again').subarray(130 * 32)]);
+  store.saveLedger(ID, ledger(regrown));
+  expect(store.ledger(ID)!.chunkHashes!.equals(regrown)).toBe(true);
+});
+
 it('keeps the ledger across a restart, and goes on saving where it was', () => {
   withTransfer(new Store(dir)).saveLedger(ID, ledger(hashes(700)));
   const again = new Store(dir);
