@@ -19,6 +19,11 @@ import { chunkSizeFor, DATA_FRAME_PREFIX } from '../protocol/transfer-messages.j
 
 /** Bytes of recent blocks kept in memory for senders that keep up. */
 const KEEP_BYTES = 16 * 1024 * 1024;
+// All uploads of a daemon share this much: kept blocks come from the shared payload pool
+// (48 MiB, protocol/buffer-pool.ts), and past its cap every block is a fresh buffer that
+// only a collection frees, and that the hash thread gets a copy of (three 512 MiB uploads
+// at once took the sending daemon to 265 MB). One or two uploads keep 16 MiB or 12 MiB each.
+const SHARED_KEEP_BYTES = 24 * 1024 * 1024;
 const MIN_KEPT_BLOCKS = 4;
 /** How long the upload waits, per block, for a sender about to take the oldest kept block. */
 const GRACE_MS = 100;
@@ -28,6 +33,26 @@ const GRACE_MS = 100;
 // to its pace, and reads what it missed from disk.
 const WAIT_FLOOR_MS = 250;
 const WAIT_RATIO = 3;
+
+/** The uploads in progress that share SHARED_KEEP_BYTES (one per daemon; tests make their own). */
+export class KeepBudget {
+  readonly #uploads = new Set<object>();
+
+  join(upload: object): void {
+    this.#uploads.add(upload);
+  }
+
+  leave(upload: object): void {
+    this.#uploads.delete(upload);
+  }
+
+  /** Bytes each upload in progress may keep. */
+  get share(): number {
+    return Math.min(KEEP_BYTES, Math.floor(SHARED_KEEP_BYTES / Math.max(1, this.#uploads.size)));
+  }
+}
+
+export const keepBudget = new KeepBudget();
 
 export interface GrowingFileTimings {
   graceMs: number;
@@ -70,7 +95,7 @@ export class GrowingFile {
   readonly size: number;
   /** Blocks are the sender's chunks (chunkSizeFor), so a kept block is a whole chunk. */
   readonly blockSize: number;
-  readonly #maxKept: number;
+  readonly #budget: KeepBudget;
   readonly #timings: GrowingFileTimings;
   /** When the first block came, and how long the upload has waited for senders since. */
   #started = 0;
@@ -83,10 +108,10 @@ export class GrowingFile {
   readonly #kept = new Map<number, Kept>();
   readonly #cursors = new Set<{ next: number }>();
 
-  constructor(size: number, timings: Partial<GrowingFileTimings> = {}) {
+  constructor(size: number, timings: Partial<GrowingFileTimings> = {}, budget: KeepBudget = keepBudget) {
     this.size = size;
     this.blockSize = chunkSizeFor(size);
-    this.#maxKept = Math.max(MIN_KEPT_BLOCKS, Math.floor(KEEP_BYTES / this.blockSize));
+    this.#budget = budget;
     this.#timings = { graceMs: GRACE_MS, waitFloorMs: WAIT_FLOOR_MS, waitRatio: WAIT_RATIO, ...timings };
   }
 
@@ -165,10 +190,13 @@ export class GrowingFile {
       dropped();
       return;
     }
-    this.#started ||= performance.now();
+    if (!this.#started) {
+      this.#started = performance.now();
+      this.#budget.join(this);
+    }
     this.#kept.set(index, { frame, bytes: frame.subarray(DATA_FRAME_PREFIX), dropped, lent: false, gone: false });
     this.poke();
-    while (this.#kept.size > this.#maxKept) {
+    while (this.#kept.size > this.#maxKept()) {
       const [oldest] = this.#kept.keys();
       // A sender about to take the oldest block gets a moment (within the upload's budget);
       // then it reads from disk.
@@ -206,6 +234,7 @@ export class GrowingFile {
       return;
     }
     this.#sha256 = sha256;
+    this.#budget.leave(this);
     this.#trim();
     this.poke();
   }
@@ -213,6 +242,7 @@ export class GrowingFile {
   fail(reason: Reason): void {
     if (this.#sha256 || this.#failure) return;
     this.#failure = reason;
+    this.#budget.leave(this);
     this.#dropAll();
     this.poke();
   }
@@ -243,6 +273,11 @@ export class GrowingFile {
     let low = Infinity;
     for (const c of this.#cursors) if (c.next >= oldest) low = Math.min(low, c.next);
     for (const index of [...this.#kept.keys()]) if (index < low) this.#drop(index);
+  }
+
+  /** Blocks this upload may keep now: its share of the daemon's budget, in whole blocks. */
+  #maxKept(): number {
+    return Math.max(MIN_KEPT_BLOCKS, Math.floor(this.#budget.share / this.blockSize));
   }
 
   #wanted(index: number): boolean {

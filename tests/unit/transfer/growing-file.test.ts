@@ -4,12 +4,15 @@
 
 import { describe, expect, it } from 'vitest';
 import { DATA_FRAME_PREFIX } from '../../../server/protocol/transfer-messages.js';
-import { GrowingFile } from '../../../server/transfer/growing-file.js';
+import { GrowingFile, KeepBudget, type GrowingFileTimings } from '../../../server/transfer/growing-file.js';
 
 const MIB = 1024 * 1024;
 // 16 MiB of 1 MiB blocks are kept (the sender's chunk size for a 64 MiB file).
 const SIZE = 64 * MIB;
 const KEPT = 16;
+
+// Each file on a budget of its own, so files a test leaves unfinished do not shrink the next test's.
+const growing = (size: number, timings: Partial<GrowingFileTimings> = {}) => new GrowingFile(size, timings, new KeepBudget());
 
 const frame = (fill: number, bytes = MIB) => Buffer.alloc(DATA_FRAME_PREFIX + bytes, fill);
 
@@ -23,7 +26,7 @@ const settledWithin = async (p: Promise<unknown>, ms: number) =>
 
 describe('GrowingFile', () => {
   it('keeps the last blocks and lets the oldest go when nobody follows', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
+    const file = growing(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
     expect(file.blockSize).toBe(MIB);
     const dropped: number[] = [];
     await keepAll(file, 0, KEPT + 3, dropped);
@@ -37,7 +40,7 @@ describe('GrowingFile', () => {
   });
 
   it('waits for a sender about to take the oldest block, and goes on once it has', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
+    const file = growing(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
     const dropped: number[] = [];
     const cursor = file.follow(0);
     await keepAll(file, 0, KEPT, dropped);
@@ -53,7 +56,7 @@ describe('GrowingFile', () => {
   });
 
   it('waits for a stalled sender only for the grace period, then the sender reads from disk', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 30, waitFloorMs: 10_000 });
+    const file = growing(SIZE, { graceMs: 30, waitFloorMs: 10_000 });
     const dropped: number[] = [];
     const cursor = file.follow(0);
     // Waits once, for block 0 (with no grace period this would hang and time out); after
@@ -66,7 +69,7 @@ describe('GrowingFile', () => {
 
   it('does not wait for a sender much slower than the upload: the total wait is budgeted', async () => {
     // No budget: a sender sitting at the oldest block does not hold the upload at all.
-    const file = new GrowingFile(SIZE, { graceMs: 10_000, waitFloorMs: 0, waitRatio: 0 });
+    const file = growing(SIZE, { graceMs: 10_000, waitFloorMs: 0, waitRatio: 0 });
     const dropped: number[] = [];
     const cursor = file.follow(0);
     await keepAll(file, 0, KEPT + 4, dropped);
@@ -75,7 +78,7 @@ describe('GrowingFile', () => {
   });
 
   it('once the upload is over, does not pin memory for a sender that is behind it', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 0 });
+    const file = growing(SIZE, { graceMs: 0 });
     const dropped: number[] = [];
     const slow = file.follow(0);
     await keepAll(file, 0, 64, dropped);
@@ -88,7 +91,7 @@ describe('GrowingFile', () => {
   });
 
   it('does not call a short last block ready: an upload shorter than declared fails its sender', async () => {
-    const file = new GrowingFile(2 * MIB + 100);
+    const file = growing(2 * MIB + 100);
     await file.keep(2, frame(2, 40), () => {});
     expect(file.ready(2)).toBe(false);
     await file.keep(1, frame(1), () => {});
@@ -98,7 +101,7 @@ describe('GrowingFile', () => {
   });
 
   it('lends a block to one sender at a time and keeps it until it is given back', async () => {
-    const file = new GrowingFile(SIZE, { graceMs: 0 });
+    const file = growing(SIZE, { graceMs: 0 });
     const dropped: number[] = [];
     await keepAll(file, 0, 1, dropped);
     const lent = file.lend(0)!;
@@ -116,7 +119,7 @@ describe('GrowingFile', () => {
   });
 
   it('lets every block go when the upload ends with no sender following, or fails', async () => {
-    const ended = new GrowingFile(2 * MIB);
+    const ended = growing(2 * MIB);
     const dropped: number[] = [];
     await ended.keep(0, frame(0), () => dropped.push(0));
     await ended.keep(1, frame(1), () => dropped.push(1));
@@ -130,7 +133,7 @@ describe('GrowingFile', () => {
     cursor.close();
     await expect(ended.sha256()).resolves.toBe('ab'.repeat(32));
 
-    const failed = new GrowingFile(2 * MIB);
+    const failed = growing(2 * MIB);
     const lost: number[] = [];
     await failed.keep(0, frame(0), () => lost.push(0));
     failed.fail({ code: 'upload_failed', message: 'gone' });
@@ -140,5 +143,20 @@ describe('GrowingFile', () => {
     // A block arriving after the end is let go at once.
     await failed.keep(1, frame(1), () => lost.push(1));
     expect(lost).toEqual([0, 1]);
+  });
+
+  it('shares the memory for kept blocks among the uploads in progress', async () => {
+    const budget = new KeepBudget();
+    const uploads = [0, 1, 2].map(() => new GrowingFile(SIZE, { graceMs: 0 }, budget));
+    const dropped: number[][] = [[], [], []];
+    // All three are under way (each has a block), then each goes on: 24 MiB among three.
+    for (const [u, file] of uploads.entries()) await keepAll(file, 0, 1, dropped[u]!);
+    for (const [u, file] of uploads.entries()) await keepAll(file, 1, KEPT + 4, dropped[u]!);
+    expect(uploads.map((f) => f.keptBlocks)).toEqual([8, 8, 8]);
+    // Two end; the one left keeps its full 16 MiB again.
+    uploads[1]!.fail({ code: 'upload_failed', message: 'gone' });
+    uploads[2]!.fail({ code: 'upload_failed', message: 'gone' });
+    await keepAll(uploads[0]!, KEPT + 4, 2 * KEPT + 4, dropped[0]!);
+    expect(uploads[0]!.keptBlocks).toBe(KEPT);
   });
 });
