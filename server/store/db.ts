@@ -84,6 +84,10 @@ const MIGRATIONS: readonly string[] = [
      hashes BLOB NOT NULL,
      PRIMARY KEY (transfer_id, segment)
    );`,
+  // Ended transfers leave the daemon's memory (TransferRecords): a re-offer of a declined one
+  // and a received file's transfer are then found here, by key rather than by a scan.
+  `CREATE INDEX transfers_by_wire ON transfers (wire_id);
+   CREATE INDEX files_by_transfer ON files (transfer_id);`,
 ];
 
 export interface PeerRow {
@@ -143,6 +147,8 @@ const TRANSFER_COLUMNS = `id, wire_id AS wireId, direction, peer_port AS peerPor
 
 export class Store {
   readonly #db: Database.Database;
+  /** Prepared statements by SQL text: preparing one costs more than running it. */
+  readonly #statements = new Map<string, Database.Statement>();
   /** Per ledger saved by this process: how many chunk hashes ledger_hashes holds as given. */
   readonly #storedHashes = new Map<string, number>();
   #ledgerHashBytes = 0;
@@ -159,6 +165,12 @@ export class Store {
     this.#migrate();
   }
 
+  #sql(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql);
+    if (!stmt) this.#statements.set(sql, (stmt = this.#db.prepare(sql)));
+    return stmt;
+  }
+
   #migrate(): void {
     const version = this.#db.pragma('user_version', { simple: true }) as number;
     if (version > MIGRATIONS.length) {
@@ -173,30 +185,26 @@ export class Store {
   }
 
   listPeers(): PeerRow[] {
-    return this.#db
-      .prepare('SELECT port, id, cert_pem AS certPem, key_pem AS keyPem, created_at AS createdAt FROM peers ORDER BY port')
+    return this.#sql('SELECT port, id, cert_pem AS certPem, key_pem AS keyPem, created_at AS createdAt FROM peers ORDER BY port')
       .all() as PeerRow[];
   }
 
   insertPeer(row: PeerRow): void {
-    this.#db
-      .prepare('INSERT INTO peers (port, id, cert_pem, key_pem, created_at) VALUES (?, ?, ?, ?, ?)')
+    this.#sql('INSERT INTO peers (port, id, cert_pem, key_pem, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(row.port, row.id, row.certPem, row.keyPem, row.createdAt);
   }
 
   deletePeer(port: number): void {
-    this.#db.prepare('DELETE FROM peers WHERE port = ?').run(port);
+    this.#sql('DELETE FROM peers WHERE port = ?').run(port);
   }
 
   listRemotes(peerPort: number): RemoteRow[] {
-    return this.#db
-      .prepare('SELECT peer_port AS peerPort, remote_id AS remoteId, host, port FROM remotes WHERE peer_port = ? ORDER BY added_at')
+    return this.#sql('SELECT peer_port AS peerPort, remote_id AS remoteId, host, port FROM remotes WHERE peer_port = ? ORDER BY added_at')
       .all(peerPort) as RemoteRow[];
   }
 
   upsertRemote(row: RemoteRow): void {
-    this.#db
-      .prepare(
+    this.#sql(
         `INSERT INTO remotes (peer_port, remote_id, host, port, added_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (peer_port, remote_id) DO UPDATE SET host = excluded.host, port = excluded.port`,
       )
@@ -204,12 +212,11 @@ export class Store {
   }
 
   deleteRemote(peerPort: number, remoteId: string): void {
-    this.#db.prepare('DELETE FROM remotes WHERE peer_port = ? AND remote_id = ?').run(peerPort, remoteId);
+    this.#sql('DELETE FROM remotes WHERE peer_port = ? AND remote_id = ?').run(peerPort, remoteId);
   }
 
   saveTransfer(row: TransferRow): void {
-    this.#db
-      .prepare(
+    this.#sql(
         `INSERT INTO transfers (id, wire_id, direction, peer_port, remote_id, name, size, state, bytes_done, sha256, path,
            error_code, error_message, created_at, updated_at)
          VALUES (@id, @wireId, @direction, @peerPort, @remoteId, @name, @size, @state, @bytesDone, @sha256, @path,
@@ -233,11 +240,10 @@ export class Store {
     // leave the old hashes behind it): the next save then rewrites from the start.
     this.#storedHashes.delete(id);
     this.#db.transaction(() => {
-      this.#db
-        .prepare('UPDATE transfers SET chunk_size = ?, verified = ?, chunk_hashes = NULL, temp_path = ?, mime = ? WHERE id = ?')
+      this.#sql('UPDATE transfers SET chunk_size = ?, verified = ?, chunk_hashes = NULL, temp_path = ?, mime = ? WHERE id = ?')
         .run(ledger.chunkSize, ledger.verified, ledger.tempPath, ledger.mime, id);
-      this.#db.prepare('DELETE FROM ledger_hashes WHERE transfer_id = ? AND segment >= ?').run(id, from);
-      const insert = this.#db.prepare('INSERT INTO ledger_hashes (transfer_id, segment, hashes) VALUES (?, ?, ?)');
+      this.#sql('DELETE FROM ledger_hashes WHERE transfer_id = ? AND segment >= ?').run(id, from);
+      const insert = this.#sql('INSERT INTO ledger_hashes (transfer_id, segment, hashes) VALUES (?, ?, ?)');
       for (let seg = from; seg * HASH_SEGMENT_CHUNKS < count; seg++) {
         const part = hashes.subarray(seg * segmentBytes, Math.min(count * HASH_BYTES, (seg + 1) * segmentBytes));
         insert.run(id, seg, part);
@@ -264,23 +270,44 @@ export class Store {
   }
 
   ledger(id: string): Ledger | null {
-    const row = this.#db
-      .prepare('SELECT chunk_size AS chunkSize, verified, chunk_hashes AS chunkHashes, temp_path AS tempPath, mime FROM transfers WHERE id = ?')
+    const row = this.#sql('SELECT chunk_size AS chunkSize, verified, chunk_hashes AS chunkHashes, temp_path AS tempPath, mime FROM transfers WHERE id = ?')
       .get(id) as Ledger | undefined;
     if (!row) return null;
-    const segments = this.#db.prepare('SELECT hashes FROM ledger_hashes WHERE transfer_id = ? ORDER BY segment').all(id) as Array<{ hashes: Buffer }>;
+    const segments = this.#sql('SELECT hashes FROM ledger_hashes WHERE transfer_id = ? ORDER BY segment').all(id) as Array<{ hashes: Buffer }>;
     // Ledgers saved before ledger_hashes existed keep their hashes in the row.
     if (segments.length > 0) row.chunkHashes = Buffer.concat(segments.map((s) => s.hashes));
     return row;
   }
 
-  listTransfers(): TransferRow[] {
-    return this.#db.prepare(`SELECT ${TRANSFER_COLUMNS} FROM transfers ORDER BY created_at`).all() as TransferRow[];
+  /** A peer's transfers that had not ended when the daemon last stopped (by the transfers_by_peer index). */
+  unfinishedTransfers(peerPort: number): TransferRow[] {
+    return this.#sql(
+      `SELECT ${TRANSFER_COLUMNS} FROM transfers
+       WHERE peer_port = ? AND state NOT IN ('completed', 'failed', 'rejected', 'canceled') ORDER BY created_at`,
+    ).all(peerPort) as TransferRow[];
+  }
+
+  /** One transfer, with its local peer's id and (received files) the inbox name it was stored under. */
+  transfer(id: string): (TransferRow & { localId: string | null; savedAs: string | null }) | null {
+    const row = this.#sql(
+      `SELECT ${TRANSFER_COLUMNS}, (SELECT p.id FROM peers p WHERE p.port = transfers.peer_port) AS localId,
+         (SELECT f.name FROM files f WHERE f.transfer_id = transfers.id) AS savedAs
+       FROM transfers WHERE id = ?`,
+    ).get(id);
+    return (row as (TransferRow & { localId: string | null; savedAs: string | null }) | undefined) ?? null;
+  }
+
+  /** How an incoming offer with this wire id from `remoteId` was declined, if it was. */
+  declinedOffer(peerPort: number, remoteId: string, wireId: string): { errorCode: string | null; errorMessage: string | null } | null {
+    const row = this.#sql(
+      `SELECT error_code AS errorCode, error_message AS errorMessage FROM transfers
+       WHERE wire_id = ? AND direction = 'in' AND peer_port = ? AND remote_id = ? AND state IN ('rejected', 'canceled') LIMIT 1`,
+    ).get(wireId, peerPort, remoteId);
+    return (row as { errorCode: string | null; errorMessage: string | null } | undefined) ?? null;
   }
 
   insertFile(row: FileRow): void {
-    this.#db
-      .prepare(
+    this.#sql(
         `INSERT OR REPLACE INTO files (peer_port, name, size, sha256, from_id, transfer_id, received_at)
          VALUES (@peerPort, @name, @size, @sha256, @fromId, @transferId, @receivedAt)`,
       )
@@ -288,32 +315,39 @@ export class Store {
   }
 
   listFiles(peerPort: number): FileRow[] {
-    return this.#db
-      .prepare(
+    return this.#sql(
         `SELECT peer_port AS peerPort, name, size, sha256, from_id AS fromId, transfer_id AS transferId, received_at AS receivedAt
          FROM files WHERE peer_port = ? ORDER BY received_at DESC, name`,
       )
       .all(peerPort) as FileRow[];
   }
 
+  file(peerPort: number, name: string): FileRow | null {
+    const row = this.#sql(
+      `SELECT peer_port AS peerPort, name, size, sha256, from_id AS fromId, transfer_id AS transferId, received_at AS receivedAt
+       FROM files WHERE peer_port = ? AND name = ?`,
+    ).get(peerPort, name);
+    return (row as FileRow | undefined) ?? null;
+  }
+
   deleteFile(peerPort: number, name: string): boolean {
-    return this.#db.prepare('DELETE FROM files WHERE peer_port = ? AND name = ?').run(peerPort, name).changes > 0;
+    return this.#sql('DELETE FROM files WHERE peer_port = ? AND name = ?').run(peerPort, name).changes > 0;
   }
 
   trust(peerPort: number, remoteId: string): void {
-    this.#db.prepare('INSERT OR IGNORE INTO trusted (peer_port, remote_id, added_at) VALUES (?, ?, ?)').run(peerPort, remoteId, new Date().toISOString());
+    this.#sql('INSERT OR IGNORE INTO trusted (peer_port, remote_id, added_at) VALUES (?, ?, ?)').run(peerPort, remoteId, new Date().toISOString());
   }
 
   untrust(peerPort: number, remoteId: string): boolean {
-    return this.#db.prepare('DELETE FROM trusted WHERE peer_port = ? AND remote_id = ?').run(peerPort, remoteId).changes > 0;
+    return this.#sql('DELETE FROM trusted WHERE peer_port = ? AND remote_id = ?').run(peerPort, remoteId).changes > 0;
   }
 
   trusted(peerPort: number): string[] {
-    return (this.#db.prepare('SELECT remote_id AS id FROM trusted WHERE peer_port = ? ORDER BY added_at').all(peerPort) as Array<{ id: string }>).map((r) => r.id);
+    return (this.#sql('SELECT remote_id AS id FROM trusted WHERE peer_port = ? ORDER BY added_at').all(peerPort) as Array<{ id: string }>).map((r) => r.id);
   }
 
   isTrusted(peerPort: number, remoteId: string): boolean {
-    return this.#db.prepare('SELECT 1 FROM trusted WHERE peer_port = ? AND remote_id = ?').get(peerPort, remoteId) !== undefined;
+    return this.#sql('SELECT 1 FROM trusted WHERE peer_port = ? AND remote_id = ?').get(peerPort, remoteId) !== undefined;
   }
 
   close(): void {

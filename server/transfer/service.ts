@@ -17,6 +17,7 @@ import { UploadFailed, type GrowingFile } from './growing-file.js';
 import { PendingOffers, type PendingOffer } from './offers.js';
 import { Receiver } from './receiver.js';
 import { TransferRecord } from './record.js';
+import { TransferRecords } from './records.js';
 import { Sender, WriteGate } from './sender.js';
 import type { TransferState, TransferView } from './view.js';
 
@@ -48,7 +49,7 @@ export class TransferService {
   readonly #bus: EventBus;
   readonly #dataDir: string;
   readonly #peers = new Map<number, Attached>();
-  readonly #records = new Map<string, TransferRecord>();
+  readonly #records: TransferRecords;
   readonly #senders = new Map<string, Sender>(); // by wire id (we chose it)
   readonly #receivers = new Map<string, Receiver>(); // by `${port}:${remoteId}:${wireId}`
   readonly #gates = new WeakMap<PeerConnection, WriteGate>();
@@ -59,9 +60,10 @@ export class TransferService {
   /** Offers from other daemons waiting for the user, by receiver key. */
   readonly #pending: PendingOffers;
 
-  constructor(opts: { store: Store; bus: EventBus; dataDir: string; offerTimeoutMs?: number; isLocal?: (id: string) => boolean }) {
+  constructor(opts: { store: Store; bus: EventBus; dataDir: string; offerTimeoutMs?: number; isLocal?: (id: string) => boolean; keepEnded?: number }) {
     this.#store = opts.store;
     this.#bus = opts.bus;
+    this.#records = new TransferRecords(opts.store, opts.bus, opts.keepEnded);
     this.#dataDir = opts.dataDir;
     this.#pending = new PendingOffers(opts.offerTimeoutMs ?? DEFAULT_OFFER_TIMEOUT_MS);
     this.#isLocal = opts.isLocal ?? (() => false);
@@ -87,8 +89,7 @@ export class TransferService {
 
   /** Unfinished transfers of a previous run come back paused; they resume when their peer connects. */
   #restore(port: number, localId: string, attached: Attached): void {
-    for (const row of this.#store.listTransfers()) {
-      if (row.peerPort !== port || ['completed', 'failed', 'rejected', 'canceled'].includes(row.state)) continue;
+    for (const row of this.#store.unfinishedTransfers(port)) {
       const ledger = this.#store.ledger(row.id);
       if (row.direction === 'in' && row.state === 'offered' && ledger && ledger.chunkSize > 0) {
         // Still waiting for the user: it goes on waiting (its clock keeps running), and the
@@ -273,7 +274,8 @@ export class TransferService {
 
   /** The inbox path of a received file, after checking it is one the store knows. */
   filePath(port: number, name: string): string {
-    const known = this.files(port).find((f) => f.name === name);
+    this.#attached(port);
+    const known = this.#store.file(port, name);
     if (!known) throw new ApiError('file_not_found', `peer ${port} has no received file named "${printable(name)}"`);
     return join(this.#attached(port).inboxDir, known.name);
   }
@@ -287,12 +289,11 @@ export class TransferService {
   }
 
   #track(record: TransferRecord): TransferRecord {
-    this.#records.set(record.row.id, record);
-    return record;
+    return this.#records.add(record);
   }
 
   #record(id: string): TransferRecord {
-    const record = this.#records.get(id);
+    const record = this.#records.find(id);
     if (!record) throw new ApiError('transfer_not_found', `no transfer ${printable(id)}`);
     return record;
   }
@@ -367,7 +368,7 @@ export class TransferService {
       if (known.record.state !== 'paused') known.pause({ code: 'connection_lost', message: 'the sender offered the transfer again' });
       return known.start(conn);
     }
-    const answered = this.#answeredOffer(port, conn.remoteId!, offer.id);
+    const answered = this.#records.declined(port, conn.remoteId!, offer.id);
     // Declined (or expired) while its sender was away: tell it now rather than ask again.
     if (answered) return reject(answered);
     const safe = safeName(offer.name);
@@ -414,17 +415,6 @@ export class TransferService {
     const [key, p] = this.#pendingOf(id);
     this.#pending.decline(key, { code: 'rejected_by_user', message: 'the receiver declined the file' });
     return p.record.view();
-  }
-
-  /** Why an incoming transfer with this wire id was turned down, if it was. */
-  #answeredOffer(port: number, remoteId: string, wireId: string): Reason | null {
-    for (const r of this.#records.values()) {
-      const row = r.row;
-      if (row.wireId === wireId && row.direction === 'in' && row.peerPort === port && row.remoteId === remoteId && (r.state === 'rejected' || r.state === 'canceled')) {
-        return { code: row.errorCode ?? 'rejected', message: row.errorMessage ?? 'the offer was declined' };
-      }
-    }
-    return null;
   }
 
   #pendingOf(id: string): [string, PendingOffer] {

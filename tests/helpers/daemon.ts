@@ -46,14 +46,14 @@ export interface InProcessDaemon {
   close(): Promise<void>;
 }
 
-export async function startInProcess(opts: { dataDir?: string; timings?: Partial<MeshTimings>; peerHost?: string; offerTimeoutMs?: number } = {}): Promise<InProcessDaemon> {
+export async function startInProcess(opts: { dataDir?: string; timings?: Partial<MeshTimings>; peerHost?: string; offerTimeoutMs?: number; keepEnded?: number } = {}): Promise<InProcessDaemon> {
   const dir = opts.dataDir ? null : tempDir();
   const dataDir = opts.dataDir ?? dir!.path;
   const token = loadOrCreateToken(dataDir);
   const store = new Store(dataDir);
   const bus = new EventBus();
   let apiPort = 0;
-  const transfers: TransferService = new TransferService({ store, bus, dataDir, offerTimeoutMs: opts.offerTimeoutMs, isLocal: (id: string): boolean => mesh.isLocalId(id) });
+  const transfers: TransferService = new TransferService({ store, bus, dataDir, offerTimeoutMs: opts.offerTimeoutMs, keepEnded: opts.keepEnded, isLocal: (id: string): boolean => mesh.isLocalId(id) });
   const mesh = new Mesh({ store, bus, peerHost: opts.peerHost ?? '127.0.0.1', timings: { ...FAST, ...opts.timings }, reservedPorts: () => [apiPort], transfers });
   const app = await buildApp({ mesh, transfers, bus, token, loopbackOnly: true, webRoot: join(ROOT, 'dist', 'web'), version: 'test', peerHost: '127.0.0.1' });
   await app.listen({ port: 0, host: '127.0.0.1' });
