@@ -3,6 +3,13 @@ import type { ReadableError } from '../errors';
 
 const FINAL_STATES: ReadonlySet<TransferState> = new Set(['completed', 'failed', 'rejected', 'canceled']);
 
+/**
+ * Ended transfers the page keeps (as the daemon does, server/transfer/records.ts): a
+ * dashboard left open through thousands of transfers would otherwise hold and sort
+ * every one of them on each update.
+ */
+export const KEEP_ENDED = 1000;
+
 export function isFinal(transfer: Transfer): boolean {
   return FINAL_STATES.has(transfer.state);
 }
@@ -67,6 +74,13 @@ export class TransfersState {
   filesError = $state<Record<number, ReadableError>>({});
   /** The last outcome worth telling a screen reader about ("Sent report.pdf to 7001."). */
   announcement = $state('');
+  readonly #keep: number;
+  /** Ids of the ended transfers in byId, in the order they ended (not reactive). */
+  #ended = new Set<string>();
+
+  constructor(keepEnded = KEEP_ENDED) {
+    this.#keep = keepEnded;
+  }
 
   /** One peer's transfers, both directions, newest first. */
   forPeer(port: number): Transfer[] {
@@ -83,12 +97,27 @@ export class TransfersState {
     const next: Record<string, Transfer> = {};
     for (const t of transfers) next[t.id] = t;
     this.byId = next;
+    this.#ended = new Set();
+    const ended = transfers.filter(isFinal).sort((a, b) => (a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0));
+    for (const t of ended) this.#retire(t.id);
   }
 
   upsert(transfer: Transfer): void {
     const prev = this.byId[transfer.id];
     if (prev && isStale(transfer, prev)) return;
     this.byId[transfer.id] = transfer;
+    if (isFinal(transfer)) this.#retire(transfer.id);
+  }
+
+  /** Counts `id` as ended; past the limit, the one that ended first is forgotten. */
+  #retire(id: string): void {
+    if (this.#ended.has(id)) return;
+    this.#ended.add(id);
+    for (const old of this.#ended) {
+      if (this.#ended.size <= this.#keep) break;
+      this.#ended.delete(old);
+      delete this.byId[old];
+    }
   }
 
   addUpload(upload: Upload): void {
@@ -141,6 +170,7 @@ export class TransfersState {
     const next: Record<string, Transfer> = {};
     for (const t of Object.values(this.byId)) if (t.peer !== port) next[t.id] = t;
     this.byId = next;
+    for (const id of this.#ended) if (!(id in next)) this.#ended.delete(id);
     for (const upload of this.uploadsFor(port)) upload.controller.abort();
     this.uploads = this.uploads.filter((u) => u.port !== port);
     this.forgetFiles(port);
