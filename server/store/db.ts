@@ -84,9 +84,13 @@ const MIGRATIONS: readonly string[] = [
      hashes BLOB NOT NULL,
      PRIMARY KEY (transfer_id, segment)
    );`,
-  // Ended transfers leave the daemon's memory (TransferRecords): a re-offer of a declined one
-  // and a received file's transfer are then found here, by key rather than by a scan.
-  `CREATE INDEX transfers_by_wire ON transfers (wire_id);
+  // Ended transfers leave the daemon's memory (TransferRecords) and are read back from here:
+  // with the local peer's id (its port may be reused by another peer later) and the inbox
+  // name a received file got (its files row goes when the user deletes the file); a
+  // re-offer of a declined one is found by key rather than by a scan.
+  `ALTER TABLE transfers ADD COLUMN local_id TEXT;
+   ALTER TABLE transfers ADD COLUMN saved_as TEXT;
+   CREATE INDEX transfers_by_wire ON transfers (wire_id);
    CREATE INDEX files_by_transfer ON files (transfer_id);`,
 ];
 
@@ -215,17 +219,19 @@ export class Store {
     this.#sql('DELETE FROM remotes WHERE peer_port = ? AND remote_id = ?').run(peerPort, remoteId);
   }
 
-  saveTransfer(row: TransferRow): void {
+  /** Inserts or updates a transfer; `local` adds the local peer's id and a received file's inbox name. */
+  saveTransfer(row: TransferRow, local: { localId?: string; savedAs?: string | null } = {}): void {
     this.#sql(
         `INSERT INTO transfers (id, wire_id, direction, peer_port, remote_id, name, size, state, bytes_done, sha256, path,
-           error_code, error_message, created_at, updated_at)
+           error_code, error_message, created_at, updated_at, local_id, saved_as)
          VALUES (@id, @wireId, @direction, @peerPort, @remoteId, @name, @size, @state, @bytesDone, @sha256, @path,
-           @errorCode, @errorMessage, @createdAt, @updatedAt)
+           @errorCode, @errorMessage, @createdAt, @updatedAt, @localId, @savedAs)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, bytes_done = excluded.bytes_done, sha256 = excluded.sha256,
            path = excluded.path, name = excluded.name, size = excluded.size, error_code = excluded.error_code,
-           error_message = excluded.error_message, updated_at = excluded.updated_at`,
+           error_message = excluded.error_message, updated_at = excluded.updated_at,
+           local_id = COALESCE(local_id, excluded.local_id), saved_as = COALESCE(excluded.saved_as, saved_as)`,
       )
-      .run(row);
+      .run({ ...row, localId: local.localId ?? null, savedAs: local.savedAs ?? null });
   }
 
   /** Records that the first `verified` chunks of an incoming transfer are durable, with their hashes. */
@@ -290,8 +296,9 @@ export class Store {
   /** One transfer, with its local peer's id and (received files) the inbox name it was stored under. */
   transfer(id: string): (TransferRow & { localId: string | null; savedAs: string | null }) | null {
     const row = this.#sql(
-      `SELECT ${TRANSFER_COLUMNS}, (SELECT p.id FROM peers p WHERE p.port = transfers.peer_port) AS localId,
-         (SELECT f.name FROM files f WHERE f.transfer_id = transfers.id) AS savedAs
+      // Rows saved before local_id and saved_as existed: the peer on that port now, the file's row.
+      `SELECT ${TRANSFER_COLUMNS}, COALESCE(local_id, (SELECT p.id FROM peers p WHERE p.port = transfers.peer_port)) AS localId,
+         COALESCE(saved_as, (SELECT f.name FROM files f WHERE f.transfer_id = transfers.id)) AS savedAs
        FROM transfers WHERE id = ?`,
     ).get(id);
     return (row as (TransferRow & { localId: string | null; savedAs: string | null }) | undefined) ?? null;

@@ -42,6 +42,7 @@ export class TransferRecord {
   #startedAt: number | null = null;
   #lastEvent = 0;
   #lastSave = 0;
+  #unsaved = false;
   readonly #store: Store;
   readonly #bus: EventBus;
 
@@ -72,7 +73,7 @@ export class TransferRecord {
       createdAt: now,
       updatedAt: now,
     };
-    store.saveTransfer(this.row);
+    store.saveTransfer(this.row, { localId: this.localId });
   }
 
   get state(): TransferState {
@@ -106,14 +107,33 @@ export class TransferRecord {
     }
   }
 
+  /** True while the database lacks this record's latest state (its last save failed). */
+  get unsaved(): boolean {
+    return this.#unsaved;
+  }
+
+  /** Saves the record again if its last save failed; true once the database has it. */
+  saveAgain(): boolean {
+    if (!this.#unsaved) return true;
+    try {
+      this.#store.saveTransfer(this.row, { localId: this.localId, savedAs: this.savedAs });
+      this.#unsaved = false;
+    } catch {
+      // Still no room: it stays in memory.
+    }
+    return !this.#unsaved;
+  }
+
   #save(): void {
     this.#lastSave = Date.now();
     this.row.updatedAt = new Date().toISOString();
     try {
-      this.#store.saveTransfer(this.row);
+      this.#store.saveTransfer(this.row, { localId: this.localId, savedAs: this.savedAs });
+      this.#unsaved = false;
     } catch (err) {
       // A full disk also fills the database: the transfer goes on in memory and the
       // ledger catches up once there is room again.
+      this.#unsaved = true;
       process.emitWarning(`could not record transfer ${this.row.id}: ${(err as Error).message}`);
     }
   }

@@ -9,7 +9,7 @@ import type { Reason } from '../errors.js';
 import type { EventBus, EventType } from '../events/bus.js';
 import type { Store } from '../store/db.js';
 import { TransferRecord } from './record.js';
-import type { TransferView } from './view.js';
+import { FINAL_STATES, type TransferState, type TransferView } from './view.js';
 
 /** Ended transfers kept in memory (listed by GET /api/transfers, shown by the dashboard). */
 export const KEEP_ENDED = 1000;
@@ -25,8 +25,10 @@ export class TransferRecords {
   readonly #keep: number;
   readonly #byId = new Map<string, TransferRecord>();
   readonly #incoming = new Map<string, TransferRecord>();
-  /** Ids of the ended records still in memory, oldest first. */
+  /** Ids of the ended records kept in memory, oldest first. */
   readonly #ended = new Set<string>();
+  /** Ended records past the limit, until the database has their final state. */
+  readonly #held = new Set<string>();
 
   constructor(store: Store, bus: EventBus, keep = KEEP_ENDED) {
     this.#store = store;
@@ -69,7 +71,9 @@ export class TransferRecords {
     const live = this.#byId.get(id);
     if (live) return live;
     const row = this.#store.transfer(id);
-    if (!row) return null;
+    // A row that had not ended belongs to no transfer of this run (every unfinished one is
+    // in memory): its state is not to be believed.
+    if (!row || !FINAL_STATES.has(row.state as TransferState)) return null;
     const { localId, savedAs, ...stored } = row;
     const record = new TransferRecord({ ...stored, localId: localId ?? '' }, this.#store, this.#bus, stored);
     record.savedAs = savedAs;
@@ -84,12 +88,19 @@ export class TransferRecords {
   }
 
   #retire(id: string): void {
-    if (!this.#byId.has(id) || this.#ended.has(id)) return;
+    if (!this.#byId.has(id) || this.#ended.has(id) || this.#held.has(id)) return;
     this.#ended.add(id);
     for (const old of this.#ended) {
       if (this.#ended.size <= this.#keep) break;
       this.#ended.delete(old);
+      this.#held.add(old);
+    }
+    // One whose final state the database could not take (a full disk) stays in memory,
+    // where it is right, rather than be read back wrong; it is tried again as others end.
+    for (const old of this.#held) {
       const record = this.#byId.get(old);
+      if (record && !record.saveAgain()) continue;
+      this.#held.delete(old);
       this.#byId.delete(old);
       if (record?.row.direction === 'in') {
         const key = incomingKey(record.row.peerPort, record.row.remoteId, record.row.wireId);

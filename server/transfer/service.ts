@@ -274,10 +274,10 @@ export class TransferService {
 
   /** The inbox path of a received file, after checking it is one the store knows. */
   filePath(port: number, name: string): string {
-    this.#attached(port);
+    const { inboxDir } = this.#attached(port);
     const known = this.#store.file(port, name);
     if (!known) throw new ApiError('file_not_found', `peer ${port} has no received file named "${printable(name)}"`);
-    return join(this.#attached(port).inboxDir, known.name);
+    return join(inboxDir, known.name);
   }
 
   async deleteFile(port: number, name: string): Promise<void> {

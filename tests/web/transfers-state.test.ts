@@ -32,3 +32,13 @@ it('applies the same limit to a snapshot, keeping the ones that ended last', () 
   s.upsert(transfer(5, 'canceled', 40));
   expect(Object.keys(s.byId).sort()).toEqual(['t1', 't3', 't5']);
 });
+
+it('does not take back a forgotten transfer from a late answer', () => {
+  const s = new TransfersState(2);
+  for (let i = 1; i <= 3; i++) s.upsert(transfer(i, 'completed'));
+  expect(Object.keys(s.byId).sort()).toEqual(['t2', 't3']);
+  // The answer to a resume of t1, sent before it ended, lands now.
+  s.upsert(transfer(1, 'paused', 0));
+  s.upsert(transfer(1, 'completed'));
+  expect(Object.keys(s.byId).sort()).toEqual(['t2', 't3']);
+});

@@ -82,3 +82,58 @@ it('answers a re-offer of a declined file from memory and, once it has left, fro
   expect(records.declined(7000, LOCAL, wire)).toBeNull();
   expect(records.declined(7000, REMOTE, records.find([...records.values()][0]!.row.id)!.row.wireId)).toBeNull();
 });
+
+it('reads back who the local peer was and where the file went, after the peer and the file are gone', () => {
+  const records = new TransferRecords(store, bus, 1);
+  const first = incoming(records, 1);
+  first.savedAs = 'f1.txt';
+  first.setState('completed');
+  incoming(records, 2).setState('completed');
+  // The user deletes the file, then removes the peer; another peer takes its port.
+  store.deletePeer(7000);
+  store.insertPeer({ port: 7000, id: 'c'.repeat(64), certPem: 'cert', keyPem: 'key', createdAt: new Date().toISOString() });
+  expect(records.find(first.row.id)!.view()).toMatchObject({ from: REMOTE, to: LOCAL, savedAs: 'f1.txt' });
+});
+
+it('does not read back a transfer that had not ended, and keeps an ended one the database could not take', async () => {
+  const records = new TransferRecords(store, bus, 1);
+  // A row left unfinished by an earlier run, for a peer that is not running.
+  const now = new Date().toISOString();
+  store.saveTransfer({
+    id: 'old', wireId: 'ff'.repeat(16), direction: 'in', peerPort: 7000, remoteId: REMOTE, name: 'old.txt', size: 1, state: 'transferring',
+    bytesDone: 0, sha256: null, path: null, errorCode: null, errorMessage: null, createdAt: now, updatedAt: now,
+  });
+  expect(records.find('old')).toBeNull();
+
+  const full = new Store(dir);
+  let failing = true;
+  const realSave = full.saveTransfer.bind(full);
+  full.saveTransfer = (row, local) => {
+    if (failing && row.state === 'completed') throw new Error('SQLITE_FULL: database or disk is full');
+    realSave(row, local);
+  };
+  const warnings: string[] = [];
+  const warn = (w: Error) => warnings.push(w.message);
+  process.on('warning', warn);
+  try {
+    const records2 = new TransferRecords(full, bus, 1);
+    const r = records2.add(new TransferRecord({ wireId: '01'.repeat(16), direction: 'in', peerPort: 7000, localId: LOCAL, remoteId: REMOTE, name: 'u.txt', size: 1, path: null }, full, bus));
+    r.setState('completed');
+    expect(r.unsaved).toBe(true);
+    for (let i = 2; i <= 3; i++) records2.add(new TransferRecord({ wireId: `0${i}`.repeat(16), direction: 'in', peerPort: 7000, localId: LOCAL, remoteId: REMOTE, name: `v${i}.txt`, size: 1, path: null }, full, bus)).setState('completed');
+    // Its final state exists only in memory, so it stays there.
+    expect(records2.get(r.row.id)).toBe(r);
+    expect(records2.find(r.row.id)!.view().state).toBe('completed');
+    // Once the database takes it again, the next transfer to end lets it go.
+    failing = false;
+    records2.add(new TransferRecord({ wireId: '04'.repeat(16), direction: 'in', peerPort: 7000, localId: LOCAL, remoteId: REMOTE, name: 'w.txt', size: 1, path: null }, full, bus)).setState('completed');
+    expect(records2.get(r.row.id)).toBeUndefined();
+    expect(r.unsaved).toBe(false);
+    expect(records2.find(r.row.id)!.view().state).toBe('completed');
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    expect(warnings.some((w) => /could not record transfer/.test(w))).toBe(true);
+  } finally {
+    process.off('warning', warn);
+    full.close();
+  }
+});

@@ -77,6 +77,11 @@ export class TransfersState {
   readonly #keep: number;
   /** Ids of the ended transfers in byId, in the order they ended (not reactive). */
   #ended = new Set<string>();
+  /**
+   * Ids forgotten lately: a late REST answer (an upload's 202, a resume) that still names
+   * one must not bring it back, as it would then never end here.
+   */
+  #forgotten = new Set<string>();
 
   constructor(keepEnded = KEEP_ENDED) {
     this.#keep = keepEnded;
@@ -98,11 +103,13 @@ export class TransfersState {
     for (const t of transfers) next[t.id] = t;
     this.byId = next;
     this.#ended = new Set();
+    this.#forgotten = new Set();
     const ended = transfers.filter(isFinal).sort((a, b) => (a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0));
     for (const t of ended) this.#retire(t.id);
   }
 
   upsert(transfer: Transfer): void {
+    if (this.#forgotten.has(transfer.id)) return;
     const prev = this.byId[transfer.id];
     if (prev && isStale(transfer, prev)) return;
     this.byId[transfer.id] = transfer;
@@ -117,6 +124,11 @@ export class TransfersState {
       if (this.#ended.size <= this.#keep) break;
       this.#ended.delete(old);
       delete this.byId[old];
+      this.#forgotten.add(old);
+      for (const gone of this.#forgotten) {
+        if (this.#forgotten.size <= this.#keep) break;
+        this.#forgotten.delete(gone);
+      }
     }
   }
 
