@@ -46,10 +46,6 @@ export class TransferRecords {
     return this.#byId.values();
   }
 
-  get size(): number {
-    return this.#byId.size;
-  }
-
   add(record: TransferRecord): TransferRecord {
     this.#byId.set(record.row.id, record);
     const r = record.row;
