@@ -6,7 +6,7 @@
 // record, and GET /api/transfers answered 12.5 MB (docs/PERFORMANCE.md).
 
 import type { Reason } from '../errors.js';
-import type { EventBus, EventType } from '../events/bus.js';
+import type { EventBus } from '../events/bus.js';
 import type { Store } from '../store/db.js';
 import { TransferRecord } from './record.js';
 import { FINAL_STATES, type TransferState, type TransferView } from './view.js';
@@ -14,7 +14,8 @@ import { FINAL_STATES, type TransferState, type TransferView } from './view.js';
 /** Ended transfers kept in memory (listed by GET /api/transfers, shown by the dashboard). */
 export const KEEP_ENDED = 1000;
 
-const ENDED_EVENTS: ReadonlySet<EventType> = new Set(['transfer.completed', 'transfer.failed', 'transfer.rejected', 'transfer.canceled']);
+// Each final state has its event of the same name (record.ts STATE_EVENTS).
+const ENDED_EVENTS: ReadonlySet<string> = new Set([...FINAL_STATES].map((state) => `transfer.${state}`));
 
 /** An incoming transfer's key: the local peer, the sending peer and the sender's wire id. */
 export const incomingKey = (port: number, remoteId: string, wireId: string): string => `${port}:${remoteId}:${wireId}`;

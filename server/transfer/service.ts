@@ -17,7 +17,7 @@ import { UploadFailed, type GrowingFile } from './growing-file.js';
 import { PendingOffers, type PendingOffer } from './offers.js';
 import { Receiver } from './receiver.js';
 import { TransferRecord } from './record.js';
-import { TransferRecords } from './records.js';
+import { incomingKey, TransferRecords } from './records.js';
 import { Sender, WriteGate } from './sender.js';
 import type { TransferState, TransferView } from './view.js';
 
@@ -51,7 +51,7 @@ export class TransferService {
   readonly #peers = new Map<number, Attached>();
   readonly #records: TransferRecords;
   readonly #senders = new Map<string, Sender>(); // by wire id (we chose it)
-  readonly #receivers = new Map<string, Receiver>(); // by `${port}:${remoteId}:${wireId}`
+  readonly #receivers = new Map<string, Receiver>(); // by incomingKey()
   readonly #gates = new WeakMap<PeerConnection, WriteGate>();
   /** OFFERs still being looked at (by receiver key), and the CANCEL that arrived meanwhile, if any. */
   readonly #offering = new Map<string, Reason | null>();
@@ -96,7 +96,7 @@ export class TransferService {
         // sender's next OFFER of it finds it here rather than asking again.
         const record = this.#track(new TransferRecord({ ...row, localId, path: null }, this.#store, this.#bus, row));
         const offer: OfferMessage = { type: 'offer', id: row.wireId, name: row.name, size: row.size, mime: ledger.mime, chunkSize: ledger.chunkSize };
-        this.#pending.add(`${port}:${row.remoteId}:${row.wireId}`, { record, conn: null, offer, accepted: false }, Date.now() - Date.parse(row.createdAt));
+        this.#pending.add(incomingKey(port, row.remoteId, row.wireId), { record, conn: null, offer, accepted: false }, Date.now() - Date.parse(row.createdAt));
         continue;
       }
       const record = this.#track(new TransferRecord({ ...row, localId, path: row.path }, this.#store, this.#bus, { ...row, state: 'paused' }));
@@ -311,7 +311,7 @@ export class TransferService {
       sender.onMessage(msg);
       return;
     }
-    const key = `${port}:${remoteId}:${msg.id}`;
+    const key = incomingKey(port, remoteId, msg.id);
     if (msg.type === 'offer') {
       this.#offering.set(key, null);
       void this.#onOffer(port, conn, key, msg)
@@ -439,7 +439,7 @@ export class TransferService {
   }
 
   #addReceiver(port: number, remoteId: string, record: TransferRecord, offer: OfferMessage, attached: Attached, conn: PeerConnection | null, ledger: Ledger | null): Receiver {
-    const key = `${port}:${remoteId}:${offer.id}`;
+    const key = incomingKey(port, remoteId, offer.id);
     const receiver = new Receiver({
       record,
       // A restored receiver has no connection until the sender offers again.
