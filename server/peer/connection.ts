@@ -9,7 +9,7 @@ import { ProtocolError, type Reason } from '../errors.js';
 import { payloadPool } from '../protocol/buffer-pool.js';
 import { FrameDecoder } from '../protocol/frame.js';
 import { decodeMessage, encodeMessage, SUPPORTED_VERSIONS, type HelloMessage, type Message } from '../protocol/messages.js';
-import { fillDataHeader, TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
+import { fillDataHeader, SAVED_FEATURE, SAVED_FRAME_TYPES, TRANSFER_FEATURE, TRANSFER_FRAME_TYPES, type TransferMessage } from '../protocol/transfer-messages.js';
 
 // After we send CLOSE and end our side, how long the remote gets to end its side.
 const CLOSE_GRACE_MS = 1000;
@@ -102,7 +102,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.direction = opts.direction;
     this.remoteHost = opts.remoteHost;
     this.#versions = opts.versions ?? SUPPORTED_VERSIONS;
-    this.#features = opts.features ?? [TRANSFER_FEATURE];
+    this.#features = opts.features ?? [TRANSFER_FEATURE, SAVED_FEATURE];
     this.#stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#stream.on('end', () => this.#onEnd());
     this.#stream.on('error', (err: Error) => this.destroy({ code: 'connection_lost', message: err.message }));
@@ -315,7 +315,10 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     if (this.direction === 'in') this.#sendHello(version);
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
-    if (this.sharedFeatures.includes(TRANSFER_FEATURE)) this.#decoder.enable(TRANSFER_FRAME_TYPES);
+    if (this.sharedFeatures.includes(TRANSFER_FEATURE)) {
+      this.#decoder.enable(TRANSFER_FRAME_TYPES);
+      if (this.sharedFeatures.includes(SAVED_FEATURE)) this.#decoder.enable(SAVED_FRAME_TYPES);
+    }
     this.connectedAt = new Date();
     this.#startHeartbeat();
     this.#setState('open');

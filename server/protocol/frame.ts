@@ -30,6 +30,8 @@ export const FrameType = {
   END: 0x15,
   RESULT: 0x16,
   CANCEL: 0x17,
+  // Feature "saved/1" (on top of "transfer/1"): only after both HELLOs list both.
+  SAVED: 0x18,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
@@ -47,6 +49,7 @@ export const MAX_PAYLOAD: Readonly<Record<FrameTypeCode, number>> = {
   [FrameType.END]: 256,
   [FrameType.RESULT]: 4 * 1024,
   [FrameType.CANCEL]: 4 * 1024,
+  [FrameType.SAVED]: 256,
 };
 
 /** The frame types every connection understands from the first byte. */

@@ -6,6 +6,10 @@ import { ProtocolError } from '../errors.js';
 import { encodeFrame, FrameType, type Frame } from './frame.js';
 
 export const TRANSFER_FEATURE = 'transfer/1';
+// A receiver tells the sender which chunks it holds durably (SAVED), so a sender that
+// keeps a file only in memory as it sends (an upload still arriving) need not write
+// those chunks to its own disk first (docs/PROTOCOL.md "Feature saved/1").
+export const SAVED_FEATURE = 'saved/1';
 export const TRANSFER_ID_BYTES = 16;
 /** DATA payload: 16-byte transfer id, uint32 chunk index, then the chunk's bytes. */
 export const DATA_HEADER = TRANSFER_ID_BYTES + 4;
@@ -31,6 +35,8 @@ export interface OfferMessage {
   size: number;
   mime: string;
   chunkSize: number;
+  /** saved/1: the sender holds this file in memory only as it sends; SAVED is wanted often. */
+  live?: boolean;
 }
 /** Chunk index ranges [first, end) the receiver still needs, and how many chunks it allows in flight. */
 export interface AcceptMessage {
@@ -53,6 +59,12 @@ export interface DataMessage {
 }
 export interface CreditMessage {
   type: 'credit';
+  id: string;
+  chunks: number;
+}
+/** saved/1: chunks [0, chunks) are durable at the receiver; a resume will not ask for them. */
+export interface SavedMessage {
+  type: 'saved';
   id: string;
   chunks: number;
 }
@@ -81,6 +93,7 @@ export type TransferMessage =
   | RejectMessage
   | DataMessage
   | CreditMessage
+  | SavedMessage
   | EndMessage
   | ResultMessage
   | CancelMessage;
@@ -95,6 +108,8 @@ export const TRANSFER_FRAME_TYPES: readonly number[] = [
   FrameType.RESULT,
   FrameType.CANCEL,
 ];
+/** Enabled on top of TRANSFER_FRAME_TYPES when both ends also list SAVED_FEATURE. */
+export const SAVED_FRAME_TYPES: readonly number[] = [FrameType.SAVED];
 
 /** Chunk size meshdrop sends with: 1 MiB, or the smallest larger power of two giving at most 1,024 chunks, up to 4 MiB (docs/PROTOCOL.md says why). */
 export function chunkSizeFor(size: number): number {
@@ -111,13 +126,15 @@ export function encodeTransfer(msg: TransferMessage): Buffer {
   const json = (type: (typeof FrameType)[keyof typeof FrameType], body: object) => encodeFrame(type, Buffer.from(JSON.stringify(body)));
   switch (msg.type) {
     case 'offer':
-      return json(FrameType.OFFER, { id: msg.id, name: msg.name, size: msg.size, mime: msg.mime, chunkSize: msg.chunkSize });
+      return json(FrameType.OFFER, { id: msg.id, name: msg.name, size: msg.size, mime: msg.mime, chunkSize: msg.chunkSize, ...(msg.live ? { live: true } : {}) });
     case 'accept':
       return json(FrameType.ACCEPT, { id: msg.id, need: msg.need, window: msg.window });
     case 'reject':
       return json(FrameType.REJECT, { id: msg.id, code: msg.code, message: msg.message.slice(0, 512) });
     case 'credit':
       return json(FrameType.CREDIT, { id: msg.id, chunks: msg.chunks });
+    case 'saved':
+      return json(FrameType.SAVED, { id: msg.id, chunks: msg.chunks });
     case 'end':
       return json(FrameType.END, { id: msg.id, sha256: msg.sha256 });
     case 'result':
@@ -178,7 +195,8 @@ export function decodeTransfer(frame: Frame): TransferMessage {
       if (typeof mime !== 'string' || mime.length > MAX_MIME) throw bad('OFFER mime must be a string');
       if (!isInt(chunkSize, MIN_CHUNK, MAX_CHUNK) || (chunkSize & (chunkSize - 1)) !== 0) throw bad('OFFER chunkSize must be a power of two in 64 KiB..4 MiB');
       if (chunkCount(size, chunkSize) > 2 ** 32 - 1) throw bad('OFFER has more chunks than a DATA index can name');
-      return { type: 'offer', id, name, size, mime, chunkSize };
+      // Optional (saved/1); anything but true means "not live".
+      return { type: 'offer', id, name, size, mime, chunkSize, ...(o.live === true ? { live: true } : {}) };
     }
     case FrameType.ACCEPT: {
       const { need, window } = o;
@@ -196,6 +214,9 @@ export function decodeTransfer(frame: Frame): TransferMessage {
     case FrameType.CREDIT:
       if (!isInt(o.chunks, 1, MAX_WINDOW)) throw bad(`CREDIT chunks must be 1..${MAX_WINDOW}`);
       return { type: 'credit', id, chunks: o.chunks };
+    case FrameType.SAVED:
+      if (!isInt(o.chunks, 0, 2 ** 32 - 1)) throw bad('SAVED chunks must be an integer 0..2^32-1');
+      return { type: 'saved', id, chunks: o.chunks };
     case FrameType.END:
       if (typeof o.sha256 !== 'string' || !SHA256_PATTERN.test(o.sha256)) throw bad('END sha256 must be 64 lower-case hex characters');
       return { type: 'end', id, sha256: o.sha256 };
