@@ -27,9 +27,6 @@ export class BlockWriter {
   /** Bytes accepted so far. */
   #size = 0;
   readonly #writes = new Set<Promise<void>>();
-  /** Blocks whose write finished, by index, until the ones before them have too. */
-  readonly #done = new Map<number, number>();
-  #onDisk = 0;
   #failed: Error | null = null;
   /** The upload failed: take no more pieces, start no more blocks. */
   #stopped = false;
@@ -105,6 +102,8 @@ export class BlockWriter {
         finished(input, (err) => settle(err ?? null));
       });
       if (this.#block && this.#filled > 0) await this.#submit();
+      // From the answer on the daemon alone has the file: what no receiver has saved yet goes to disk.
+      if (!this.#failed) await this.#source?.persistUnsaved();
       await Promise.all(this.#writes);
       if (this.#failed) throw this.#failed;
     } catch (err) {
@@ -146,7 +145,11 @@ export class BlockWriter {
     return null;
   }
 
-  /** Starts the current block's write and hash, hands it to the GrowingFile, waits for room. */
+  /**
+   * Starts the current block's hash and hands it to the GrowingFile, which has it written
+   * only if it leaves memory before every receiver has saved it; without one, writes it
+   * at once. Waits for room.
+   */
   async #submit(): Promise<void> {
     const block = this.#block!;
     const frame = block.subarray(0, DATA_FRAME_PREFIX + this.#filled);
@@ -155,32 +158,34 @@ export class BlockWriter {
     this.#block = null;
     this.#filled = 0;
     const hashed = this.#hash.update(bytes);
-    const write = this.#file.write(bytes, index * this.#blockSize).then(
-      () => this.#written(index, bytes.length),
-      (err: Error) => {
-        this.#failed ??= err;
-      },
-    );
-    this.#writes.add(write);
-    void write.then(() => this.#writes.delete(write));
+    let write: Promise<void> | null = null;
+    const persist = () => (write ??= this.#write(bytes, index));
+    if (!this.#source) persist();
     let release: () => void = () => {};
     const released = this.#source ? new Promise<void>((r) => (release = r)) : Promise.resolve();
-    // The buffer is reused once the disk, the hash thread and any sender are done with it.
-    void Promise.allSettled([write, hashed, released]).then(() => payloadPool.give(block));
-    const kept = this.#source?.keep(index, frame, release);
+    // The buffer is reused once the hash thread and any sender are done with it, and its
+    // write (if it had one: GrowingFile starts it before it lets go) has finished.
+    void Promise.allSettled([hashed, released])
+      .then(() => write?.catch(() => {}))
+      .finally(() => payloadPool.give(block));
+    const kept = this.#source?.keep(index, frame, release, persist);
     while (this.#writes.size >= MAX_WRITES) await Promise.race(this.#writes);
     if (this.#failed) throw this.#failed;
     await kept;
   }
 
-  /** Reports the bytes on disk to the GrowingFile in file order (writes may finish out of order). */
-  #written(index: number, length: number): void {
-    this.#done.set(index, length);
-    let grown = 0;
-    for (let n = this.#done.get(this.#onDisk); n !== undefined; n = this.#done.get(this.#onDisk)) {
-      this.#done.delete(this.#onDisk++);
-      grown += n;
-    }
-    if (grown > 0) this.#source?.grew(grown);
+  /** One block's write, counted against MAX_WRITES; a failure fails the upload. */
+  #write(bytes: Buffer, index: number): Promise<void> {
+    const write = this.#file.write(bytes, index * this.#blockSize).then(
+      () => {},
+      (err: Error) => {
+        this.#failed ??= err;
+        throw err;
+      },
+    );
+    const tracked = write.catch(() => {});
+    this.#writes.add(tracked);
+    void tracked.then(() => this.#writes.delete(tracked));
+    return write;
   }
 }

@@ -12,6 +12,14 @@
 // it drops it, but never long, and in all only while the sender keeps within a few
 // times the upload's own pace: a slow or stalled sender reads from disk instead, and
 // the upload goes on (a user's browser must not wait for a slow link).
+//
+// A block is written to the outbox only when it leaves memory while some transfer of it
+// may still need it: each transfer holds a Claim, and a receiver speaking saved/1 tells
+// (SAVED) which chunks it holds durably and will never ask for again. A block every
+// receiver has saved is dropped without a write, so an upload the receivers keep up
+// with is never written to the sender's disk (on the VMs we measure, the outbox writes
+// were what held C back: docs/PERFORMANCE.md). Whatever is unsaved when the upload ends
+// is written before the upload is answered, so a restarted daemon can still resume.
 
 import type { Reason } from '../errors.js';
 import { copyInto } from '../protocol/buffer-pool.js';
@@ -80,9 +88,22 @@ interface Kept {
   frame: Buffer;
   bytes: Buffer;
   dropped: () => void;
+  /** Writes the block to the outbox: only if it leaves memory before every receiver has saved it. */
+  persist: () => Promise<void>;
+  persisting: boolean;
   /** A sender is writing `frame` itself to its socket; it is not let go before it gives it back. */
   lent: boolean;
   gone: boolean;
+}
+
+/** One transfer of the upload: what its receiver holds durably, and whether it says so as it goes. */
+export interface Claim {
+  /** The receiver holds chunks [0, chunks) durably (SAVED, or what an ACCEPT did not ask for). */
+  saved(chunks: number): void;
+  /** The current attempt runs on a connection with saved/1 (waiting for SAVED makes sense). */
+  live(on: boolean): void;
+  /** The transfer ended: it needs nothing more. */
+  done(): void;
 }
 
 /** A kept block lent to one sender, to send as it is; release() once the socket is done with it. */
@@ -100,13 +121,22 @@ export class GrowingFile {
   /** When the first block came, and how long the upload has waited for senders since. */
   #started = 0;
   #waited = 0;
-  #written = 0;
+  /** Bytes of every block that arrived so far. */
+  #received = 0;
   #sha256: string | null = null;
   #failure: Reason | null = null;
   #waiters: Array<() => void> = [];
   /** Recent blocks by index, oldest first (Map keeps insertion order). */
   readonly #kept = new Map<number, Kept>();
   readonly #cursors = new Set<{ next: number }>();
+  readonly #claims = new Set<{ saved: number; live: boolean }>();
+  #claimed = false;
+  /** Blocks written through persist() (not a prefix: saved blocks are never written). */
+  readonly #stored = new Map<number, number>();
+  #storedBytes = 0;
+  /** Blocks dropped without a write, because every receiver had saved them. */
+  readonly #skipped = new Set<number>();
+  readonly #persists = new Set<Promise<void>>();
 
   constructor(size: number, timings: Partial<GrowingFileTimings> = {}, budget: KeepBudget = keepBudget) {
     this.size = size;
@@ -115,22 +145,27 @@ export class GrowingFile {
     this.#timings = { graceMs: GRACE_MS, waitFloorMs: WAIT_FLOOR_MS, waitRatio: WAIT_RATIO, ...timings };
   }
 
+  /** Bytes of the upload written to disk so far. */
   get written(): number {
-    return this.#written;
+    return this.#storedBytes;
   }
 
-  /** True once bytes [0, end) are on disk; throws if the upload failed. */
-  has(end: number): boolean {
-    if (this.#failure) throw new UploadFailed(this.#failure);
-    return this.#written >= end;
+  /** Blocks dropped without ever being written (every receiver had saved them). */
+  get skippedBlocks(): number {
+    return this.#skipped.size;
   }
 
   /** True once block `index` can be read: kept in memory (whole), or on disk. Throws if the upload failed. */
   ready(index: number): boolean {
-    const end = Math.min(this.size, (index + 1) * this.blockSize);
+    if (this.#failure) throw new UploadFailed(this.#failure);
+    if (this.#skipped.has(index)) {
+      // Only a receiver that lost what it said it had saved asks for such a block again.
+      throw new UploadFailed({ code: 'source_gone', message: `chunk ${index} of the upload is gone: the receiver had reported it saved, so it was never written here` });
+    }
+    const length = Math.min(this.size, (index + 1) * this.blockSize) - index * this.blockSize;
     // A short last block (an upload shorter than it said) is not the chunk a sender wants:
     // it waits, and learns of the failure.
-    return this.#kept.get(index)?.bytes.length === end - index * this.blockSize || this.has(end);
+    return this.#kept.get(index)?.bytes.length === length || this.#stored.get(index) === length;
   }
 
   /**
@@ -161,6 +196,36 @@ export class GrowingFile {
     return true;
   }
 
+  /** One per transfer of this upload, made before its first block arrives. */
+  claim(): Claim {
+    const c = { saved: 0, live: false };
+    this.#claims.add(c);
+    this.#claimed = true;
+    return {
+      saved: (chunks: number) => {
+        if (chunks <= c.saved) return;
+        c.saved = chunks;
+        this.poke();
+      },
+      live: (on: boolean) => {
+        c.live = on;
+        this.poke();
+      },
+      done: () => {
+        if (this.#claims.delete(c)) this.poke();
+      },
+    };
+  }
+
+  /**
+   * Writes every kept block some receiver has not saved yet (the upload is ending: from
+   * its answer on, the daemon alone has the file). Resolves once they are on disk.
+   */
+  async persistUnsaved(): Promise<void> {
+    for (const [index, kept] of this.#kept) if (!this.#safe(index)) this.#persist(index, kept);
+    await Promise.all(this.#persists);
+  }
+
   /** A sender following the upload, starting at block `next`. */
   follow(next: number): Cursor {
     const cursor = { next };
@@ -184,8 +249,10 @@ export class GrowingFile {
    * DATA_FRAME_PREFIX bytes of room, then the block. Resolves once it is kept and there
    * is room for the next one; `dropped` is called when memory (and any sender) lets go
    * of it, so the upload can reuse the buffer once its write and hash are done too.
+   * `persist` writes it to the outbox: called at most once, when it leaves memory before
+   * every transfer's receiver has saved it, or when the upload ends (persistUnsaved).
    */
-  async keep(index: number, frame: Buffer, dropped: () => void): Promise<void> {
+  async keep(index: number, frame: Buffer, dropped: () => void, persist: () => Promise<void>): Promise<void> {
     if (this.#failure || this.#sha256) {
       dropped();
       return;
@@ -194,17 +261,18 @@ export class GrowingFile {
       this.#started = performance.now();
       this.#budget.join(this);
     }
-    this.#kept.set(index, { frame, bytes: frame.subarray(DATA_FRAME_PREFIX), dropped, lent: false, gone: false });
+    this.#kept.set(index, { frame, bytes: frame.subarray(DATA_FRAME_PREFIX), dropped, persist, persisting: false, lent: false, gone: false });
+    this.#received += frame.length - DATA_FRAME_PREFIX;
     this.poke();
     while (this.#kept.size > this.#maxKept()) {
       const [oldest] = this.#kept.keys();
-      // A sender about to take the oldest block gets a moment (within the upload's budget);
-      // then it reads from disk.
+      // A sender about to take the oldest block, or a receiver about to report it saved,
+      // gets a moment (within the upload's budget); then it is written, and read from disk.
       const { graceMs, waitFloorMs, waitRatio } = this.#timings;
       const now = performance.now();
       const budget = waitFloorMs + waitRatio * (now - this.#started - this.#waited) - this.#waited;
       const deadline = now + Math.min(graceMs, budget);
-      while (this.#wanted(oldest!) && performance.now() < deadline && this.#kept.has(oldest!)) await this.#changedOrTimeout(deadline);
+      while ((this.#wanted(oldest!) || this.#soonSaved(oldest!)) && performance.now() < deadline && this.#kept.has(oldest!)) await this.#changedOrTimeout(deadline);
       this.#waited += performance.now() - now;
       this.#drop(oldest!);
     }
@@ -222,15 +290,9 @@ export class GrowingFile {
     for (const wake of waiters) wake();
   }
 
-  /** `bytes` more bytes are written (and readable) at the end of the file. */
-  grew(bytes: number): void {
-    this.#written += bytes;
-    this.poke();
-  }
-
   finish(sha256: string): void {
-    if (this.#written !== this.size) {
-      this.fail({ code: 'size_mismatch', message: `the upload declared ${this.size} bytes but sent ${this.#written}` });
+    if (this.#received !== this.size) {
+      this.fail({ code: 'size_mismatch', message: `the upload declared ${this.size} bytes but sent ${this.#received}` });
       return;
     }
     this.#sha256 = sha256;
@@ -280,6 +342,35 @@ export class GrowingFile {
     return Math.max(MIN_KEPT_BLOCKS, Math.floor(this.#budget.share / this.blockSize));
   }
 
+  /** No transfer of the upload can still need block `index` from here. */
+  #safe(index: number): boolean {
+    if (!this.#claimed) return false;
+    for (const c of this.#claims) if (c.saved <= index) return false;
+    return true;
+  }
+
+  /** Unsaved, but every receiver that lacks it reports as it goes: a SAVED may be on its way. */
+  #soonSaved(index: number): boolean {
+    if (this.#safe(index) || !this.#claimed) return false;
+    for (const c of this.#claims) if (c.saved <= index && !c.live) return false;
+    return true;
+  }
+
+  #persist(index: number, kept: Kept): void {
+    if (kept.persisting) return;
+    kept.persisting = true;
+    const length = kept.bytes.length;
+    const write = kept.persist().then(() => {
+      this.#stored.set(index, length);
+      this.#storedBytes += length;
+      this.poke();
+    });
+    // A failed write fails the upload (the BlockWriter sees it); here it only stops counting.
+    const tracked = write.catch(() => {});
+    this.#persists.add(tracked);
+    void tracked.then(() => this.#persists.delete(tracked));
+  }
+
   #wanted(index: number): boolean {
     for (const c of this.#cursors) if (c.next === index) return true;
     return false;
@@ -300,6 +391,10 @@ export class GrowingFile {
     const kept = this.#kept.get(index);
     if (!kept) return;
     this.#kept.delete(index);
+    if (!kept.persisting) {
+      if (this.#safe(index) || this.#failure) this.#skipped.add(index);
+      else this.#persist(index, kept);
+    }
     kept.gone = true;
     if (!kept.lent) kept.dropped();
   }

@@ -13,7 +13,7 @@ import { link, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
-import { chunkCount, type DataMessage, type EndMessage, type OfferMessage } from '../protocol/transfer-messages.js';
+import { chunkCount, SAVED_FEATURE, type DataMessage, type EndMessage, type OfferMessage } from '../protocol/transfer-messages.js';
 import type { Ledger, Store } from '../store/db.js';
 import { payloadPool } from '../protocol/buffer-pool.js';
 import { ChunkFile } from './chunk-file.js';
@@ -27,6 +27,10 @@ const WINDOW_BYTES = 16 * 1024 * 1024;
 // How often the durable prefix is recorded (whichever comes first): a crash loses at most this much work.
 const LEDGER_EVERY_MS = 500;
 const LEDGER_EVERY_BYTES = 16 * 1024 * 1024;
+// A live sender (saved/1: it holds the file in memory only, an upload still arriving)
+// keeps each chunk until we report it durable, or writes it to its own disk: it keeps
+// 16 MiB, so we sync well inside that.
+const LIVE_LEDGER_EVERY_BYTES = 4 * 1024 * 1024;
 const MAX_NAME_ATTEMPTS = 10_000;
 const HASH_BYTES = 32;
 
@@ -105,11 +109,13 @@ export class Receiver {
   }
 
   /** Fresh start, or resume on a new connection: checks what is on disk, then ACCEPTs the rest. */
-  async start(conn: PeerConnection = this.#conn): Promise<void> {
+  async start(conn: PeerConnection = this.#conn, offer?: OfferMessage): Promise<void> {
     // A pause may still be syncing and closing the previous file handle.
     await this.#writes;
     if (this.#finished) return;
     this.#conn = conn;
+    // A re-OFFER may come from a sender that is live now, or no longer (it restarted).
+    if (offer) this.#offer = { ...this.#offer, live: offer.live };
     this.#active = true;
     const fresh = this.#durable === 0;
     // The whole-file hash is rebuilt from what is on disk, in order.
@@ -189,7 +195,7 @@ export class Receiver {
         }
         // The ledger sync runs beside the chunks, not between them: an fdatasync can take
         // tens of milliseconds, and credits held back that long starve the link.
-        if (!this.#syncing && (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= LEDGER_EVERY_BYTES)) {
+        if (!this.#syncing && (Date.now() - this.#lastLedger >= LEDGER_EVERY_MS || this.#sinceLedger >= this.#ledgerEveryBytes())) {
           this.#syncing = this.#sync()
             .catch((err: NodeJS.ErrnoException) => this.#writeFailed(err))
             .finally(() => {
@@ -292,16 +298,28 @@ export class Receiver {
     let d = this.#durable;
     while (d < this.#total && this.#good[d]) d++;
     await this.#fh.fh.datasync();
-    if (d > this.#durable) this.#durable = d;
-    this.#saveLedger();
+    const advanced = d > this.#durable;
+    if (advanced) this.#durable = d;
+    // saved/1: the sender may now forget these chunks (it need not keep them on its own
+    // disk). Only once the ledger has them: after a crash we must not ask for them again.
+    const saved = this.#saveLedger();
+    if (saved && advanced && this.#active && this.#saves()) this.#conn.send({ type: 'saved', id: this.#offer.id, chunks: this.#durable });
   }
 
-  #saveLedger(): void {
+  #saves(): boolean {
+    return this.#conn.sharedFeatures.includes(SAVED_FEATURE);
+  }
+
+  #ledgerEveryBytes(): number {
+    return this.#offer.live && this.#saves() ? LIVE_LEDGER_EVERY_BYTES : LEDGER_EVERY_BYTES;
+  }
+
+  #saveLedger(): boolean {
     this.#lastLedger = Date.now();
     this.#sinceLedger = 0;
     // If the database cannot be written (a full disk), the durable prefix just stays
     // where it was: a resume fetches a little more, nothing is lost.
-    this.#store.saveLedgerSafely(this.record.row.id, {
+    return this.#store.saveLedgerSafely(this.record.row.id, {
       chunkSize: this.#offer.chunkSize,
       verified: this.#durable,
       chunkHashes: this.#hashes.subarray(0, this.#durable * HASH_BYTES),

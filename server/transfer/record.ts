@@ -107,6 +107,13 @@ export class TransferRecord {
     }
   }
 
+  /** The file's SHA-256 is known (an upload finished): saved now, so a restarted daemon can resume without re-reading the file. */
+  noteSha256(sha256: string): void {
+    if (this.row.sha256 === sha256) return;
+    this.row.sha256 = sha256;
+    this.#save();
+  }
+
   /** True while the database lacks this record's latest state (its last save failed). */
   get unsaved(): boolean {
     return this.#unsaved;

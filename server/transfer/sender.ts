@@ -10,11 +10,11 @@
 import { open } from 'node:fs/promises';
 import type { Reason } from '../errors.js';
 import type { PeerConnection } from '../peer/connection.js';
-import { chunkCount, chunkSizeFor, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
+import { chunkCount, chunkSizeFor, SAVED_FEATURE, type AcceptMessage, type TransferMessage } from '../protocol/transfer-messages.js';
 import { ChunkSource, type Chunk } from './chunk-source.js';
 import { hashFile } from './file-io.js';
 import { hashThread } from './hasher.js';
-import type { GrowingFile } from './growing-file.js';
+import type { Claim, GrowingFile } from './growing-file.js';
 import type { TransferRecord } from './record.js';
 
 /** Serialises bulk writes on one connection; FIFO, so transfers sharing it take turns chunk by chunk. */
@@ -34,6 +34,8 @@ export class Sender {
   readonly #mime: string;
   readonly #knownSha256: string | undefined;
   readonly #growing: GrowingFile | undefined;
+  /** What this transfer's receiver holds of an upload still in memory (see GrowingFile). */
+  readonly #claim: Claim | null;
   #conn: PeerConnection | null = null;
   #credits = 0;
   #creditWaiter: (() => void) | null = null;
@@ -49,6 +51,11 @@ export class Sender {
     this.#mime = mime;
     this.#knownSha256 = known.sha256;
     this.#growing = known.growing;
+    this.#claim = known.growing?.claim() ?? null;
+    // Kept with the record, so a restarted daemon resumes an upload without re-reading it (its
+    // outbox copy lacks the chunks receivers had saved).
+    if (known.sha256) record.noteSha256(known.sha256);
+    void known.growing?.sha256().then((h) => record.noteSha256(h), () => {});
   }
 
   get connection(): PeerConnection | null {
@@ -71,6 +78,10 @@ export class Sender {
       this.#wakeCredit();
       return;
     }
+    if (msg.type === 'saved') {
+      this.#claim?.saved(msg.chunks);
+      return;
+    }
     if (msg.type === 'cancel') {
       // The receiver ran out of disk: it keeps what it has; try again later.
       this.halt({ code: msg.code, message: msg.message }, msg.code === 'disk_full' ? 'paused' : 'failed');
@@ -84,6 +95,8 @@ export class Sender {
     if (this.record.final) return;
     this.#halt = { reason, state };
     this.record.setState(state, reason);
+    if (state === 'paused') this.#claim?.live(false);
+    else this.#claim?.done();
     this.#wakeCredit();
     this.#growing?.poke();
     this.#reply?.({ type: 'cancel', id: this.record.row.wireId, code: reason.code, message: reason.message });
@@ -118,11 +131,13 @@ export class Sender {
     const id = row.wireId;
     if (this.record.state !== 'paused') this.record.setState('offered');
     const answer = this.#await(['accept', 'reject']);
-    conn.send({ type: 'offer', id, name: row.name, size: row.size, mime: this.#mime, chunkSize });
+    const saves = conn.sharedFeatures.includes(SAVED_FEATURE);
+    conn.send({ type: 'offer', id, name: row.name, size: row.size, mime: this.#mime, chunkSize, ...(this.#growing && saves ? { live: true } : {}) });
     const reply = await answer;
     if (this.#halt) return;
     if (reply.type === 'reject') {
       this.record.setState('rejected', { code: reply.code, message: reply.message });
+      this.#claim?.done();
       return;
     }
     if (reply.type !== 'accept') return;
@@ -131,6 +146,9 @@ export class Sender {
 
     const total = chunkCount(row.size, chunkSize);
     const need = indexes(reply, total);
+    // What the receiver did not ask for, it holds (a resume); SAVED tells the rest as it goes.
+    this.#claim?.saved(need[0] ?? total);
+    this.#claim?.live(saves);
     // A fresh transfer (everything needed, in order) is hashed as it is read, unless the
     // upload already hashed it.
     const inOrder = need.length === total && !this.#knownSha256 && !this.#growing;
@@ -183,6 +201,7 @@ export class Sender {
     if (this.#halt || r.type !== 'result') return;
     if (r.ok) this.record.setState('completed');
     else this.record.setState('failed', { code: r.code, message: r.message });
+    this.#claim?.done();
   }
 
   #await(types: Array<TransferMessage['type']>): Promise<TransferMessage> {

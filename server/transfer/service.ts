@@ -103,7 +103,10 @@ export class TransferService {
       const reason = { code: 'interrupted', message: 'the daemon restarted; resumes when the peer connects' };
       if (row.direction === 'out' && row.path) {
         const outbox = join(this.peerDir(port), 'outbox');
-        this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', {}, row.path.startsWith(outbox + '/') ? () => void unlink(row.path!).catch(() => {}) : () => {});
+        // An uploaded file's hash was recorded when its upload ended: its outbox copy may
+        // lack the chunks its receivers had already saved, so it cannot be hashed again.
+        const uploaded = row.path.startsWith(outbox + '/');
+        this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', uploaded && row.sha256 ? { sha256: row.sha256 } : {}, uploaded ? () => void unlink(row.path!).catch(() => {}) : () => {});
         record.setState('paused', reason);
       } else if (row.direction === 'in' && ledger?.tempPath && ledger.chunkSize > 0) {
         const offer: OfferMessage = { type: 'offer', id: row.wireId, name: row.name, size: row.size, mime: ledger.mime, chunkSize: ledger.chunkSize };
@@ -307,7 +310,7 @@ export class TransferService {
   #route(port: number, conn: PeerConnection, msg: TransferMessage): void {
     const remoteId = conn.remoteId!;
     const sender = this.#senders.get(msg.id);
-    if (sender && sender.connection === conn && sender.record.row.remoteId === remoteId && ['accept', 'reject', 'credit', 'result', 'cancel'].includes(msg.type)) {
+    if (sender && sender.connection === conn && sender.record.row.remoteId === remoteId && ['accept', 'reject', 'credit', 'saved', 'result', 'cancel'].includes(msg.type)) {
       sender.onMessage(msg);
       return;
     }
@@ -366,7 +369,7 @@ export class TransferService {
       if (!known.matches(offer)) return reject({ code: 'duplicate_transfer', message: 'this transfer id is already in progress' });
       // The sender started over (it may have paused while we were accepting): so do we.
       if (known.record.state !== 'paused') known.pause({ code: 'connection_lost', message: 'the sender offered the transfer again' });
-      return known.start(conn);
+      return known.start(conn, offer);
     }
     const answered = this.#records.declined(port, conn.remoteId!, offer.id);
     // Declined (or expired) while its sender was away: tell it now rather than ask again.

@@ -1,7 +1,8 @@
 // A receiving disk that fills up midway: the transfer pauses with a clear reason on
 // both ends, keeps what it has, and finishes identical once there is room again.
 // The receiving daemon's data directory is a small tmpfs (needs root to mount). An
-// upload into a daemon whose own disk fills up is refused with 507 disk_full.
+// upload into a daemon whose own disk fills up is refused with 507 disk_full (unless
+// it is streamed to a receiver that saves as it goes: then it need not fit at all).
 
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -127,38 +128,47 @@ describe.skipIf(!mounted && !process.env.CI)('a full disk under an upload', () =
     small.remove();
   });
 
-  it('refuses the upload with 507 disk_full, keeps nothing, and takes the next one', async () => {
+  it('refuses an upload that has to be written here and does not fit (507 disk_full), keeps nothing, and takes the next one', async () => {
     const slow = { heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 30_000 };
     up = await startInProcess({ timings: slow, dataDir: small.path });
     peer = await startInProcess({ timings: slow });
-    const [pa, pb] = await freePorts(2);
+    const [pa, pb, pc] = await freePorts(3);
     const a = await up.client.addPeer(pa!);
     const b = await peer.client.addPeer(pb!);
+    // c does not trust a: its offers wait for a user, so it saves nothing while the upload runs.
+    const c = await peer.client.addPeer(pc!);
     expect((await peer.client.request('PUT', `/api/peers/${pb}/trusted/${a.id}`)).status).toBe(204);
     expect((await up.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pb })).status).toBe(201);
+    expect((await up.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pc })).status).toBe(201);
+    await up.client.waitForConnections(pa!, [pb!, pc!]);
     const outbox = join(up.transfers.peerDir(pa!), 'outbox');
-    // 64 MiB into a 48 MiB disk, with and without a declared size (streamed / stored first).
-    for (const declared of [true, false]) {
-      const data = randomBytes(64 * MIB);
+    const upload = async (to: string, declared: boolean, name: string, size = 64 * MIB) => {
       const form = new FormData();
-      form.append('to', b.id);
-      if (declared) form.append('size', String(data.length));
-      form.append('file', new Blob([data]), `too-big-${declared}.bin`);
+      form.append('to', to);
+      if (declared) form.append('size', String(size));
+      form.append('file', new Blob([randomBytes(size)]), name);
       const res = await fetch(`${up.base}/api/peers/${pa}/transfers`, { method: 'POST', headers: { authorization: `Bearer ${up.token}` }, body: form });
-      const body = (await res.json()) as any;
-      expect(res.status, JSON.stringify(body)).toBe(507);
-      expect(body.error.code).toBe('disk_full');
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    // 64 MiB into a 48 MiB disk: streamed (declared size) to a receiver that saves nothing
+    // yet, and stored first (no size): both have to be written here, and do not fit.
+    for (const [to, declared, name] of [[c.id, true, 'too-big-true.bin'], [b.id, false, 'too-big-false.bin']] as const) {
+      const res = await upload(to, declared, name);
+      expect(res.status, JSON.stringify(res.body)).toBe(507);
+      expect(res.body.error.code).toBe('disk_full');
       await waitFor('the outbox to empty', () => readdirSync(outbox).length === 0);
     }
     const streamed = (await up.client.get(`/api/transfers?peer=${pa}`)).body.transfers.find((t: any) => t.name === 'too-big-true.bin');
     expect((await up.client.transferEnded(streamed.id)).error.code).toBe('upload_failed');
+    // Streamed to a receiver that saves as it goes (saved/1), the same 64 MiB need not
+    // fit here: what the receiver has saved is never written to this disk.
+    const through = await upload(b.id, true, 'through.bin');
+    expect(through.status, JSON.stringify(through.body)).toBe(202);
+    expect((await up.client.transferEnded(through.body.transfers[0].id)).state).toBe('completed');
+    await waitFor('the outbox to empty', () => readdirSync(outbox).length === 0);
     // The disk has room again once the refused copies are gone: a small upload goes through.
-    const ok = new FormData();
-    ok.append('to', b.id);
-    ok.append('file', new Blob([randomBytes(MIB)]), 'fits.bin');
-    const res = await fetch(`${up.base}/api/peers/${pa}/transfers`, { method: 'POST', headers: { authorization: `Bearer ${up.token}` }, body: ok });
-    expect(res.status).toBe(202);
-    const t = ((await res.json()) as any).transfers[0];
-    expect((await up.client.transferEnded(t.id)).state).toBe('completed');
+    const ok = await upload(b.id, false, 'fits.bin', MIB);
+    expect(ok.status).toBe(202);
+    expect((await up.client.transferEnded(ok.body.transfers[0].id)).state).toBe('completed');
   }, 60_000);
 });

@@ -1,6 +1,8 @@
 // GrowingFile keeps an upload's recent blocks in memory for senders that keep up:
 // a sender about to take the oldest block holds the upload back for a moment, never
 // longer; a block lent to a sender is not let go before the sender gives it back.
+// A block is written to disk only if it leaves memory before every receiver has
+// reported it saved (saved/1), or is still unsaved when the upload ends.
 
 import { describe, expect, it } from 'vitest';
 import { DATA_FRAME_PREFIX } from '../../../server/protocol/transfer-messages.js';
@@ -16,9 +18,15 @@ const growing = (size: number, timings: Partial<GrowingFileTimings> = {}) => new
 
 const frame = (fill: number, bytes = MIB) => Buffer.alloc(DATA_FRAME_PREFIX + bytes, fill);
 
-/** Keeps blocks [from, to) and records which ones memory let go of. */
-async function keepAll(file: GrowingFile, from: number, to: number, dropped: number[]): Promise<void> {
-  for (let i = from; i < to; i++) await file.keep(i, frame(i), () => dropped.push(i));
+/** A persist() that records which blocks were written. */
+const writer = (written: number[] = []) => (i: number) => async () => {
+  written.push(i);
+};
+const noWrite = writer();
+
+/** Keeps blocks [from, to), recording which ones memory let go of (and which were written). */
+async function keepAll(file: GrowingFile, from: number, to: number, dropped: number[], written: number[] = []): Promise<void> {
+  for (let i = from; i < to; i++) await file.keep(i, frame(i), () => dropped.push(i), writer(written)(i));
 }
 
 const settledWithin = async (p: Promise<unknown>, ms: number) =>
@@ -29,14 +37,15 @@ describe('GrowingFile', () => {
     const file = growing(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
     expect(file.blockSize).toBe(MIB);
     const dropped: number[] = [];
-    await keepAll(file, 0, KEPT + 3, dropped);
+    const written: number[] = [];
+    await keepAll(file, 0, KEPT + 3, dropped, written);
     expect(dropped).toEqual([0, 1, 2]);
+    // No receiver has saved anything: what leaves memory is written first.
+    expect(written).toEqual([0, 1, 2]);
     expect(file.keptBlocks).toBe(KEPT);
     expect(file.ready(3)).toBe(true);
-    // Not kept and not on disk yet: not ready.
-    expect(file.ready(0)).toBe(false);
-    file.grew(MIB);
     expect(file.ready(0)).toBe(true);
+    expect(file.written).toBe(3 * MIB);
   });
 
   it('waits for a sender about to take the oldest block, and goes on once it has', async () => {
@@ -44,7 +53,7 @@ describe('GrowingFile', () => {
     const dropped: number[] = [];
     const cursor = file.follow(0);
     await keepAll(file, 0, KEPT, dropped);
-    const next = file.keep(KEPT, frame(KEPT), () => dropped.push(KEPT));
+    const next = file.keep(KEPT, frame(KEPT), () => dropped.push(KEPT), noWrite(KEPT));
     expect(await settledWithin(next, 50)).toBe(false);
     const into = Buffer.alloc(MIB);
     expect(file.copy(0, into)).toBe(true);
@@ -83,7 +92,6 @@ describe('GrowingFile', () => {
     const slow = file.follow(0);
     await keepAll(file, 0, 64, dropped);
     expect(file.keptBlocks).toBe(KEPT);
-    file.grew(SIZE);
     file.finish('cd'.repeat(32));
     // The sender reads blocks 0-47 from disk first: holding 48-63 for it all that time is waste.
     expect(file.keptBlocks).toBe(0);
@@ -92,9 +100,9 @@ describe('GrowingFile', () => {
 
   it('does not call a short last block ready: an upload shorter than declared fails its sender', async () => {
     const file = growing(2 * MIB + 100);
-    await file.keep(2, frame(2, 40), () => {});
+    await file.keep(2, frame(2, 40), () => {}, noWrite(2));
     expect(file.ready(2)).toBe(false);
-    await file.keep(1, frame(1), () => {});
+    await file.keep(1, frame(1), () => {}, noWrite(1));
     expect(file.ready(1)).toBe(true);
     file.fail({ code: 'size_mismatch', message: 'the upload declared 2097252 bytes but sent 2097192' });
     expect(() => file.ready(2)).toThrow('declared');
@@ -121,10 +129,9 @@ describe('GrowingFile', () => {
   it('lets every block go when the upload ends with no sender following, or fails', async () => {
     const ended = growing(2 * MIB);
     const dropped: number[] = [];
-    await ended.keep(0, frame(0), () => dropped.push(0));
-    await ended.keep(1, frame(1), () => dropped.push(1));
+    await ended.keep(0, frame(0), () => dropped.push(0), noWrite(0));
+    await ended.keep(1, frame(1), () => dropped.push(1), noWrite(1));
     const cursor = ended.follow(1);
-    ended.grew(2 * MIB);
     ended.finish('ab'.repeat(32));
     // Over: what the one sender has passed goes at once, the rest when it is taken.
     expect(dropped).toEqual([0]);
@@ -135,13 +142,13 @@ describe('GrowingFile', () => {
 
     const failed = growing(2 * MIB);
     const lost: number[] = [];
-    await failed.keep(0, frame(0), () => lost.push(0));
+    await failed.keep(0, frame(0), () => lost.push(0), noWrite(0));
     failed.fail({ code: 'upload_failed', message: 'gone' });
     expect(lost).toEqual([0]);
     expect(() => failed.ready(1)).toThrow('gone');
     await expect(failed.sha256()).rejects.toThrow('gone');
     // A block arriving after the end is let go at once.
-    await failed.keep(1, frame(1), () => lost.push(1));
+    await failed.keep(1, frame(1), () => lost.push(1), noWrite(1));
     expect(lost).toEqual([0, 1]);
   });
 
@@ -158,5 +165,67 @@ describe('GrowingFile', () => {
     uploads[2]!.fail({ code: 'upload_failed', message: 'gone' });
     await keepAll(uploads[0]!, KEPT + 4, 2 * KEPT + 4, dropped[0]!);
     expect(uploads[0]!.keptBlocks).toBe(KEPT);
+  });
+
+  it('writes only the blocks some receiver has not saved, and never lends out what it dropped unwritten', async () => {
+    const file = growing(SIZE, { graceMs: 0 });
+    const claim = file.claim();
+    claim.saved(10);
+    const dropped: number[] = [];
+    const written: number[] = [];
+    await keepAll(file, 0, KEPT + 12, dropped, written);
+    expect(dropped).toEqual([...Array(12).keys()]);
+    expect(written).toEqual([10, 11]);
+    expect(file.skippedBlocks).toBe(10);
+    expect(file.ready(11)).toBe(true);
+    // Only a receiver that lost what it reported saved asks for such a block again.
+    expect(() => file.ready(5)).toThrow(/chunk 5 of the upload is gone/);
+  });
+
+  it('counts every transfer: a block is dropped unwritten only once all have saved it or ended', async () => {
+    const file = growing(SIZE, { graceMs: 0 });
+    const [a, b] = [file.claim(), file.claim()];
+    a.saved(8);
+    b.saved(3);
+    const written: number[] = [];
+    await keepAll(file, 0, KEPT + 6, [], written);
+    expect(written).toEqual([3, 4, 5]);
+    b.done();
+    await keepAll(file, KEPT + 6, KEPT + 10, [], written);
+    // Blocks 6 and 7 only a's receiver lacked, and it has them; 8 and 9 it has not.
+    expect(written).toEqual([3, 4, 5, 8, 9]);
+  });
+
+  it('waits a moment for a receiver that reports as it goes, and drops the block unwritten once it has', async () => {
+    const file = growing(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
+    const claim = file.claim();
+    claim.live(true);
+    const written: number[] = [];
+    await keepAll(file, 0, KEPT, [], written);
+    const next = file.keep(KEPT, frame(KEPT), () => {}, writer(written)(KEPT));
+    expect(await settledWithin(next, 50)).toBe(false);
+    claim.saved(1);
+    expect(await settledWithin(next, 1000)).toBe(true);
+    expect(written).toEqual([]);
+    // A receiver that does not report (no saved/1, or its link is down) is not waited for.
+    claim.live(false);
+    const after = file.keep(KEPT + 1, frame(KEPT + 1), () => {}, writer(written)(KEPT + 1));
+    expect(await settledWithin(after, 50)).toBe(true);
+    expect(written).toEqual([1]);
+  });
+
+  it('writes what is still unsaved when the upload ends, and keeps the saved blocks unwritten', async () => {
+    const file = growing(6 * MIB, { graceMs: 0 });
+    const claim = file.claim();
+    claim.saved(2);
+    const written: number[] = [];
+    await keepAll(file, 0, 6, [], written);
+    expect(written).toEqual([]);
+    await file.persistUnsaved();
+    expect(written).toEqual([2, 3, 4, 5]);
+    await file.persistUnsaved();
+    expect(written).toEqual([2, 3, 4, 5]);
+    file.finish('ef'.repeat(32));
+    expect(file.skippedBlocks).toBe(2);
   });
 });

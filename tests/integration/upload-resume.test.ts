@@ -1,0 +1,125 @@
+// An upload streamed to a peer that reports what it has saved (saved/1) is written to
+// the sender's disk only where the receiver lacks it: here the receiving daemon is
+// SIGKILLed part-way through the upload, the upload goes on and is answered, then the
+// sending daemon is SIGKILLed too. Both start again on their data directories, and the
+// file must arrive identical, resumed from what the receiver had saved, although the
+// sender's outbox copy never held that part. Real processes, sockets and files.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { spawnDaemon, tempDir, type DaemonProcess } from '../helpers/daemon.js';
+import { freePorts } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MIB = 1024 * 1024;
+const SIZE = 48 * MIB + 4321;
+// The receiver dies once it has this much; the upload has sent a little more by then.
+const BEFORE_KILL = 20 * MIB;
+const PIECE = 256 * 1024;
+const BOUNDARY = 'meshdrop-resume-boundary';
+
+const running: DaemonProcess[] = [];
+const dirs: ReturnType<typeof tempDir>[] = [];
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((d) => d.kill()));
+  for (const d of dirs.splice(0)) d.remove();
+});
+
+async function daemon(dir: string): Promise<DaemonProcess> {
+  const d = await spawnDaemon(dir, [], { compiled: true });
+  running.push(d);
+  return d;
+}
+
+async function kill(d: DaemonProcess): Promise<void> {
+  await d.kill();
+  running.splice(running.indexOf(d), 1);
+}
+
+function dir(): string {
+  const d = tempDir();
+  dirs.push(d);
+  return d.path;
+}
+
+function openUpload(d: DaemonProcess, port: number): { req: ClientRequest; response: Promise<{ status: number; body: any }> } {
+  const req = request(new URL(`${d.base}/api/peers/${port}/transfers`), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${d.token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+  });
+  const response = new Promise<{ status: number; body: any }>((resolve, reject) => {
+    req.on('response', (res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text || 'null') }));
+    });
+    req.on('error', reject);
+  });
+  return { req, response };
+}
+
+const write = (req: ClientRequest, data: string | Buffer) => new Promise<void>((resolve, reject) => req.write(data, (err) => (err ? reject(err) : resolve())));
+
+it('resumes an upload from what the receiver saved after both daemons were killed, though the sender never wrote that part', async () => {
+  const [dirA, dirB] = [dir(), dir()];
+  const [pa, pb] = await freePorts(2);
+  const a = await daemon(dirA);
+  let b = await daemon(dirB);
+  const peerA = await a.client.addPeer(pa!);
+  const peerB = await b.client.addPeer(pb!);
+  expect((await b.client.request('PUT', `/api/peers/${pb}/trusted/${peerA.id}`)).status).toBe(204);
+  expect((await a.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pb })).status).toBe(201);
+  await waitFor('the peers to connect', async () => (await a.client.get(`/api/peers/${pa}/connections`)).body.connections.some((c: any) => c.id === peerB.id && c.state === 'open'));
+
+  const hash = createHash('sha256');
+  const { req, response } = openUpload(a, pa!);
+  await write(req, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="to"\r\n\r\n${peerB.id}\r\n`);
+  await write(req, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="size"\r\n\r\n${SIZE}\r\n`);
+  await write(req, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="live.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  let sent = 0;
+  const sendUpTo = async (end: number) => {
+    while (sent < end) {
+      const piece = randomBytes(Math.min(PIECE, end - sent));
+      hash.update(piece);
+      await write(req, piece);
+      sent += piece.length;
+    }
+  };
+  await sendUpTo(BEFORE_KILL + 2 * MIB);
+  await waitFor('the receiver to have 20 MiB', async () => {
+    const t = (await b.client.get(`/api/transfers?peer=${pb}`)).body.transfers[0];
+    return t && t.bytesDone >= BEFORE_KILL;
+  }, { intervalMs: 5 });
+  await kill(b);
+
+  // The upload goes on without the receiver, and is answered once the daemon alone holds
+  // everything the receiver had not saved.
+  await sendUpTo(SIZE);
+  req.end(`\r\n--${BOUNDARY}--\r\n`);
+  const res = await response;
+  expect(res.status).toBe(202);
+  const id: string = res.body.transfers[0].id;
+  const sum = hash.digest('hex');
+
+  // The outbox copy lacks what the receiver had reported saved: those blocks were never written.
+  const outbox = join(dirA, 'peers', String(pa), 'outbox');
+  const [copy] = readdirSync(outbox);
+  const st = statSync(join(outbox, copy!));
+  expect(st.blocks * 512).toBeLessThan(SIZE - 8 * MIB);
+
+  await kill(a);
+  const a2 = await daemon(dirA);
+  b = await daemon(dirB);
+  const done = await waitFor('the transfer to end', async () => {
+    const t = (await a2.client.get(`/api/transfers/${id}`)).body;
+    return ['completed', 'failed', 'canceled', 'rejected'].includes(t.state) ? t : null;
+  }, { timeoutMs: 60_000, intervalMs: 100 });
+  expect(done).toMatchObject({ state: 'completed', sha256: sum });
+  const file = (await b.client.get(`/api/peers/${pb}/files`)).body.files[0];
+  expect(file).toMatchObject({ name: 'live.bin', size: SIZE, sha256: sum });
+  // Sent: the outbox copy is gone.
+  await waitFor('the outbox to be emptied', async () => readdirSync(outbox).length === 0);
+}, 120_000);
