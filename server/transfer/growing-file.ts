@@ -102,6 +102,8 @@ export interface Claim {
   saved(chunks: number): void;
   /** The current attempt runs on a connection with saved/1 (waiting for SAVED makes sense). */
   live(on: boolean): void;
+  /** The sender has sent every chunk before `next` on this attempt. */
+  sent(next: number): void;
   /** The transfer ended: it needs nothing more. */
   done(): void;
 }
@@ -129,7 +131,7 @@ export class GrowingFile {
   /** Recent blocks by index, oldest first (Map keeps insertion order). */
   readonly #kept = new Map<number, Kept>();
   readonly #cursors = new Set<{ next: number }>();
-  readonly #claims = new Set<{ saved: number; live: boolean }>();
+  readonly #claims = new Set<{ saved: number; live: boolean; sent: number }>();
   #claimed = false;
   /** Blocks written through persist() (not a prefix: saved blocks are never written). */
   readonly #stored = new Map<number, number>();
@@ -198,7 +200,7 @@ export class GrowingFile {
 
   /** One per transfer of this upload, made before its first block arrives. */
   claim(): Claim {
-    const c = { saved: 0, live: false };
+    const c = { saved: 0, live: false, sent: 0 };
     this.#claims.add(c);
     this.#claimed = true;
     return {
@@ -209,7 +211,11 @@ export class GrowingFile {
       },
       live: (on: boolean) => {
         c.live = on;
+        if (!on) c.sent = 0;
         this.poke();
+      },
+      sent: (next: number) => {
+        c.sent = next;
       },
       done: () => {
         if (this.#claims.delete(c)) this.poke();
@@ -349,10 +355,14 @@ export class GrowingFile {
     return true;
   }
 
-  /** Unsaved, but every receiver that lacks it reports as it goes: a SAVED may be on its way. */
+  /**
+   * Unsaved, but every receiver that lacks it has been sent it and reports as it goes: a
+   * SAVED is on its way. A target far behind (a slow link) is not waited for: it would
+   * hold the upload to its pace; the block is written instead.
+   */
   #soonSaved(index: number): boolean {
     if (this.#safe(index) || !this.#claimed) return false;
-    for (const c of this.#claims) if (c.saved <= index && !c.live) return false;
+    for (const c of this.#claims) if (c.saved <= index && !(c.live && c.sent > index)) return false;
     return true;
   }
 

@@ -295,8 +295,10 @@ export class Receiver {
   async #sync(): Promise<void> {
     if (!this.#fh) return;
     // Only chunks written before the datasync starts are covered by it.
+    // A chunk without its prefix digest (it came out of order for the running hash) ends
+    // the prefix: a resume could not vouch for it, and fetches it again.
     let d = this.#durable;
-    while (d < this.#total && this.#good[d]) d++;
+    while (d < this.#total && this.#good[d] && this.#hasDigest(d)) d++;
     await this.#fh.fh.datasync();
     const advanced = d > this.#durable;
     if (advanced) this.#durable = d;
@@ -304,6 +306,11 @@ export class Receiver {
     // disk). Only once the ledger has them: after a crash we must not ask for them again.
     const saved = this.#saveLedger();
     if (saved && advanced && this.#active && this.#saves()) this.#conn.send({ type: 'saved', id: this.#offer.id, chunks: this.#durable });
+  }
+
+  #hasDigest(index: number): boolean {
+    for (let i = index * HASH_BYTES; i < (index + 1) * HASH_BYTES; i++) if (this.#hashes[i] !== 0) return true;
+    return false;
   }
 
   #saves(): boolean {

@@ -146,8 +146,8 @@ export class Sender {
 
     const total = chunkCount(row.size, chunkSize);
     const need = indexes(reply, total);
-    // What the receiver did not ask for, it holds (a resume); SAVED tells the rest as it goes.
-    this.#claim?.saved(need[0] ?? total);
+    // Only SAVED says what the receiver holds durably: an ACCEPT may leave out chunks its
+    // ledger does not have yet (transfer/1 never promised more).
     this.#claim?.live(saves);
     // A fresh transfer (everything needed, in order) is hashed as it is read, unless the
     // upload already hashed it.
@@ -180,6 +180,7 @@ export class Sender {
           });
           done += chunk.bytes.length;
           this.record.progress(done);
+          this.#claim?.sent(index + 1);
         }
       } finally {
         // A chunk read ahead for an attempt that stopped early goes back to the pool too.

@@ -3,6 +3,7 @@
 // answers the API. Knows peers only through attach(); no HTTP here.
 
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { mkdir, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError, type Reason } from '../errors.js';
@@ -106,6 +107,14 @@ export class TransferService {
         // An uploaded file's hash was recorded when its upload ended: its outbox copy may
         // lack the chunks its receivers had already saved, so it cannot be hashed again.
         const uploaded = row.path.startsWith(outbox + '/');
+        if (uploaded && !row.sha256 && (statSync(row.path, { throwIfNoEntry: false })?.size ?? 0) < row.size) {
+          // The daemon stopped before the upload had arrived whole: there is nothing to send
+          // (every transfer of that upload is in the same case). A whole copy without a
+          // recorded hash (a daemon from before the hash was recorded) is hashed again.
+          record.setState('failed', { code: 'interrupted', message: 'the daemon stopped while the file was still being uploaded' });
+          void unlink(row.path).catch(() => {});
+          continue;
+        }
         this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', uploaded && row.sha256 ? { sha256: row.sha256 } : {}, uploaded ? () => void unlink(row.path!).catch(() => {}) : () => {});
         record.setState('paused', reason);
       } else if (row.direction === 'in' && ledger?.tempPath && ledger.chunkSize > 0) {
@@ -342,6 +351,12 @@ export class TransferService {
       if (msg.type === 'data') payloadPool.give(msg.bytes);
       return;
     }
+    if ((msg.type === 'data' || msg.type === 'end') && receiver.connection !== conn) {
+      // An earlier attempt's chunks, on a connection the transfer has left (it was offered
+      // again on another): they must not mix with the new attempt's.
+      if (msg.type === 'data') payloadPool.give(msg.bytes);
+      return;
+    }
     if (msg.type === 'data') receiver.onData(msg);
     else if (msg.type === 'end') receiver.onEnd(msg);
     else if (msg.type === 'cancel') {
@@ -360,6 +375,7 @@ export class TransferService {
     if (waiting) {
       // Offered again (the link came back) while still waiting for the user.
       waiting.conn = conn;
+      waiting.offer = { ...waiting.offer, live: offer.live };
       if (waiting.accepted) await this.accept(waiting.record.row.id);
       return;
     }

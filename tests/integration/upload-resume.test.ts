@@ -123,3 +123,33 @@ it('resumes an upload from what the receiver saved after both daemons were kille
   // Sent: the outbox copy is gone.
   await waitFor('the outbox to be emptied', async () => readdirSync(outbox).length === 0);
 }, 120_000);
+
+it('fails the transfers of an upload the sending daemon did not live to receive whole, and removes its copy', async () => {
+  const [dirA, dirB] = [dir(), dir()];
+  const [pa, pb] = await freePorts(2);
+  const a = await daemon(dirA);
+  const b = await daemon(dirB);
+  const peerA = await a.client.addPeer(pa!);
+  const peerB = await b.client.addPeer(pb!);
+  expect((await b.client.request('PUT', `/api/peers/${pb}/trusted/${peerA.id}`)).status).toBe(204);
+  expect((await a.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port: pb })).status).toBe(201);
+  await waitFor('the peers to connect', async () => (await a.client.get(`/api/peers/${pa}/connections`)).body.connections.some((c: any) => c.id === peerB.id && c.state === 'open'));
+  const { req, response } = openUpload(a, pa!);
+  response.catch(() => {}); // the daemon dies under it
+  req.on('error', () => {});
+  await write(req, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="to"\r\n\r\n${peerB.id}\r\n`);
+  await write(req, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="size"\r\n\r\n${SIZE}\r\n`);
+  await write(req, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="half.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  for (let sent = 0; sent < 24 * MIB; sent += PIECE) await write(req, randomBytes(PIECE));
+  const t = await waitFor('the transfer to be under way', async () => (await a.client.get(`/api/transfers?peer=${pa}`)).body.transfers.find((x: any) => x.bytesDone > 0));
+  await kill(a);
+  req.destroy();
+  const a2 = await daemon(dirA);
+  const ended = await waitFor('the transfer to end', async () => {
+    const x = (await a2.client.get(`/api/transfers/${t.id}`)).body;
+    return x.state === 'failed' ? x : null;
+  });
+  expect(ended.error).toMatchObject({ code: 'interrupted', message: expect.stringMatching(/still being uploaded/) });
+  const outbox = join(dirA, 'peers', String(pa), 'outbox');
+  await waitFor('the outbox to be emptied', async () => readdirSync(outbox).length === 0);
+}, 60_000);

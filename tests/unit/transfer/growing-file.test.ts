@@ -202,6 +202,7 @@ describe('GrowingFile', () => {
     claim.live(true);
     const written: number[] = [];
     await keepAll(file, 0, KEPT, [], written);
+    claim.sent(KEPT);
     const next = file.keep(KEPT, frame(KEPT), () => {}, writer(written)(KEPT));
     expect(await settledWithin(next, 50)).toBe(false);
     claim.saved(1);
@@ -212,6 +213,18 @@ describe('GrowingFile', () => {
     const after = file.keep(KEPT + 1, frame(KEPT + 1), () => {}, writer(written)(KEPT + 1));
     expect(await settledWithin(after, 50)).toBe(true);
     expect(written).toEqual([1]);
+  });
+
+  it('does not wait for a receiver that reports but has not been sent the block yet (a slow link)', async () => {
+    const file = growing(SIZE, { graceMs: 10_000, waitFloorMs: 10_000 });
+    const claim = file.claim();
+    claim.live(true);
+    claim.sent(0);
+    const written: number[] = [];
+    await keepAll(file, 0, KEPT, [], written);
+    const next = file.keep(KEPT, frame(KEPT), () => {}, writer(written)(KEPT));
+    expect(await settledWithin(next, 50)).toBe(true);
+    expect(written).toEqual([0]);
   });
 
   it('writes what is still unsaved when the upload ends, and keeps the saved blocks unwritten', async () => {
