@@ -90,7 +90,18 @@ export class TransferService {
 
   /** Unfinished transfers of a previous run come back paused; they resume when their peer connects. */
   #restore(port: number, localId: string, attached: Attached): void {
-    for (const row of this.#store.unfinishedTransfers(port)) {
+    const rows = this.#store.unfinishedTransfers(port);
+    const outbox = join(this.peerDir(port), 'outbox');
+    // An upload sent to several targets has one outbox copy: it goes when the last of
+    // them ends, as in send(), not when the first restored one does.
+    const users = new Map<string, number>();
+    for (const row of rows) if (row.direction === 'out' && row.path?.startsWith(outbox + '/')) users.set(row.path, (users.get(row.path) ?? 0) + 1);
+    const release = (path: string) => () => {
+      const left = (users.get(path) ?? 1) - 1;
+      users.set(path, left);
+      if (left === 0) void unlink(path).catch(() => {});
+    };
+    for (const row of rows) {
       const ledger = this.#store.ledger(row.id);
       if (row.direction === 'in' && row.state === 'offered' && ledger && ledger.chunkSize > 0) {
         // Still waiting for the user: it goes on waiting (its clock keeps running), and the
@@ -103,7 +114,6 @@ export class TransferService {
       const record = this.#track(new TransferRecord({ ...row, localId, path: row.path }, this.#store, this.#bus, { ...row, state: 'paused' }));
       const reason = { code: 'interrupted', message: 'the daemon restarted; resumes when the peer connects' };
       if (row.direction === 'out' && row.path) {
-        const outbox = join(this.peerDir(port), 'outbox');
         // An uploaded file's hash was recorded when its upload ended: its outbox copy may
         // lack the chunks its receivers had already saved, so it cannot be hashed again.
         const uploaded = row.path.startsWith(outbox + '/');
@@ -115,7 +125,7 @@ export class TransferService {
           void unlink(row.path).catch(() => {});
           continue;
         }
-        this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', uploaded && row.sha256 ? { sha256: row.sha256 } : {}, uploaded ? () => void unlink(row.path!).catch(() => {}) : () => {});
+        this.#addSender(record, row.path, ledger?.mime ?? 'application/octet-stream', uploaded && row.sha256 ? { sha256: row.sha256 } : {}, uploaded ? release(row.path) : () => {});
         record.setState('paused', reason);
       } else if (row.direction === 'in' && ledger?.tempPath && ledger.chunkSize > 0) {
         const offer: OfferMessage = { type: 'offer', id: row.wireId, name: row.name, size: row.size, mime: ledger.mime, chunkSize: ledger.chunkSize };

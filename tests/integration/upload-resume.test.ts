@@ -153,3 +153,63 @@ it('fails the transfers of an upload the sending daemon did not live to receive 
   const outbox = join(dirA, 'peers', String(pa), 'outbox');
   await waitFor('the outbox to be emptied', async () => readdirSync(outbox).length === 0);
 }, 60_000);
+
+it('keeps an uploaded file for every target after a restart, though one target finishes before another starts', async () => {
+  const [dirA, dirB, dirC] = [dir(), dir(), dir()];
+  const [pa, pb, pc] = await freePorts(3);
+  let a = await daemon(dirA);
+  const b = await daemon(dirB);
+  const c = await daemon(dirC);
+  await a.client.addPeer(pa!);
+  const peerB = await b.client.addPeer(pb!);
+  const peerC = await c.client.addPeer(pc!);
+  const connect = async (d: DaemonProcess, port: number) => {
+    expect((await d.client.post(`/api/peers/${pa}/connections`, { host: '127.0.0.1', port })).status).toBe(201);
+  };
+  const connected = (d: DaemonProcess, id: string) =>
+    waitFor(`a connection to ${id.slice(0, 8)}`, async () => (await d.client.get(`/api/peers/${pa}/connections`)).body.connections.some((x: any) => x.id === id && x.state === 'open'));
+  await connect(a, pb!);
+  await connect(a, pc!);
+  await connected(a, peerB.id);
+  await connected(a, peerC.id);
+
+  // Neither target trusts the sender, so both offers wait for their users: the upload is
+  // stored in the outbox, answered, and both transfers are still unfinished when the
+  // sending daemon dies.
+  const body = randomBytes(3 * MIB + 17);
+  const sum = createHash('sha256').update(body).digest('hex');
+  const { req, response } = openUpload(a, pa!);
+  req.end(Buffer.concat([
+    Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="to"\r\n\r\n${peerB.id}\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="to"\r\n\r\n${peerC.id}\r\n`),
+    Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="both.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    body,
+    Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
+  ]));
+  const res = await response;
+  expect(res.status).toBe(202);
+  const [toB, toC]: string[] = res.body.transfers.map((t: any) => t.id);
+  expect(res.body.transfers).toHaveLength(2);
+  const offered = (d: DaemonProcess, port: number) =>
+    waitFor('the offer to arrive', async () => (await d.client.get(`/api/transfers?peer=${port}`)).body.transfers.find((t: any) => t.state === 'offered'));
+  await offered(b, pb!);
+  await offered(c, pc!);
+  await kill(a);
+  a = await daemon(dirA);
+  const ended = (id: string) =>
+    waitFor('the transfer to end', async () => {
+      const t = (await a.client.get(`/api/transfers/${id}`)).body;
+      return ['completed', 'failed', 'canceled', 'rejected'].includes(t.state) ? t : null;
+    }, { timeoutMs: 30_000, intervalMs: 50 });
+
+  // B takes it first and finishes; only then does C's user accept.
+  const atB = await offered(b, pb!);
+  expect((await b.client.post(`/api/transfers/${atB.id}/accept`, {})).status).toBeLessThan(300);
+  expect(await ended(toB!)).toMatchObject({ state: 'completed', sha256: sum });
+  const outbox = join(dirA, 'peers', String(pa), 'outbox');
+  expect(readdirSync(outbox)).toHaveLength(1);
+  const atC = await offered(c, pc!);
+  expect((await c.client.post(`/api/transfers/${atC.id}/accept`, {})).status).toBeLessThan(300);
+  expect(await ended(toC!)).toMatchObject({ state: 'completed', sha256: sum });
+  expect((await c.client.get(`/api/peers/${pc}/files`)).body.files[0]).toMatchObject({ name: 'both.bin', sha256: sum });
+  await waitFor('the outbox to be emptied', async () => readdirSync(outbox).length === 0);
+}, 90_000);
