@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createIdentity } from '../../server/peer/identity.js';
-import { DAEMON_NODE_FLAGS } from '../../server/node-flags.js';
+import { DAEMON_NODE_FLAGS, daemonEnv } from '../../server/node-flags.js';
 import { spawnChild } from './child.js';
 import { cpuSeconds } from './cpu.js';
 import { postUpload } from './link.js';
@@ -64,9 +64,10 @@ export interface BareUpload {
  * from starting the client until the answer; the count is checked.
  */
 export async function startBareUpload(): Promise<BareUpload> {
-  // With the daemon's own V8 flags: without them, collections of the body buffers would
-  // make the floor look more expensive than the daemon's upload path has to be.
-  const server = spawnChild('upload-server-child.ts', [], {}, [...DAEMON_NODE_FLAGS]);
+  // With the daemon's own V8 flags and malloc tunables: without them, collections of the
+  // body buffers and the page faults of their fresh heap would make the floor look more
+  // expensive than the daemon's upload path has to be.
+  const server = spawnChild('upload-server-child.ts', [], { GLIBC_TUNABLES: daemonEnv().GLIBC_TUNABLES! }, [...DAEMON_NODE_FLAGS]);
   const { port } = await server.next<{ port: number }>();
   const url = `http://127.0.0.1:${port}/upload`;
   return {

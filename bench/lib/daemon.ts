@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
-import { DAEMON_NODE_FLAGS } from '../../server/node-flags.js';
+import { DAEMON_NODE_FLAGS, daemonEnv } from '../../server/node-flags.js';
 import { dashboardUrl } from '../../tests/helpers/dashboard-url.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -100,6 +100,7 @@ export async function startDaemon({ name, dataDir, nodeArgs = [] }: StartOptions
   mkdirSync(dataDir, { recursive: true });
   const proc = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_ENTRY, '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1'], {
     cwd: ROOT,
+    env: daemonEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../server/app.js';
-import { DAEMON_NODE_FLAGS } from '../../server/node-flags.js';
+import { DAEMON_NODE_FLAGS, daemonEnv } from '../../server/node-flags.js';
 import { dashboardUrl } from './dashboard-url.js';
 import { loadOrCreateToken } from '../../server/api/auth.js';
 import { EventBus } from '../../server/events/bus.js';
@@ -106,6 +106,7 @@ export async function spawnDaemon(dataDir: string, extra: string[] = [], { fast 
   const entry = compiled ? ['dist/server/main.js'] : ['--import', 'tsx', 'server/main.ts'];
   const proc = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...entry, '--port', '0', '--data-dir', dataDir, '--peer-host', '127.0.0.1', ...timing, ...extra], {
     cwd: ROOT,
+    env: daemonEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
