@@ -79,13 +79,16 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
     aSender: [] as number[], aReceiver: [] as number[], b: [] as number[],
     cSender: [] as number[], cReceiver: [] as number[], cClient: [] as number[], bare: [] as number[],
   };
+  // Minor page faults per GiB of the sending daemon in A and C (lib/cpu.ts).
+  const faultsPerGiB = { a: [] as number[], c: [] as number[] };
   let cpuRound = 0;
   const items: Array<{ key: string; owner: Section; run: () => Promise<number> }> = [
     { key: 'tcp', owner: baselines, run: () => runPipe('tcp', payload, ctx.tmp, certs) },
     { key: 'tls', owner: baselines, run: () => runPipe('tls', payload, ctx.tmp, certs) },
     { key: 'A', owner: A, run: async () => {
-      const { result, cpu } = await withCpu([links.across.from.daemon.pid, links.across.to.daemon.pid], () => sendPaths(links.across, [payload], transferTimeout(size)));
+      const { result, cpu, faults } = await withCpu([links.across.from.daemon.pid, links.across.to.daemon.pid], () => sendPaths(links.across, [payload], transferTimeout(size)));
       cpuPerGiB.aSender[cpuRound] = cpu[0]! / (size / GIB);
+      faultsPerGiB.a[cpuRound] = faults[0]! / (size / GIB);
       cpuPerGiB.aReceiver[cpuRound] = cpu[1]! / (size / GIB);
       return mibPerSec(size, result.ms);
     } },
@@ -103,9 +106,10 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   if (want.C) {
     items.push({
       key: 'C', owner: C, run: async () => {
-        const { result: r, cpu } = await withCpu([links.across.from.daemon.pid, links.across.to.daemon.pid], () => uploadFile(links.across, payload, transferTimeout(size)));
+        const { result: r, cpu, faults } = await withCpu([links.across.from.daemon.pid, links.across.to.daemon.pid], () => uploadFile(links.across, payload, transferTimeout(size)));
         withSize.push(r.withSize);
         cpuPerGiB.cSender[cpuRound] = cpu[0]! / (size / GIB);
+        faultsPerGiB.c[cpuRound] = faults[0]! / (size / GIB);
         cpuPerGiB.cReceiver[cpuRound] = cpu[1]! / (size / GIB);
         cpuPerGiB.cClient[cpuRound] = r.clientCpu / (size / GIB);
         return mibPerSec(size, r.ms);
@@ -171,6 +175,7 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   A.figures.cpuSender = cpuFigure(cpuPerGiB.aSender, 'sending daemon CPU (user+sys) per GiB');
   A.figures.cpuReceiver = cpuFigure(cpuPerGiB.aReceiver, 'receiving daemon CPU (user+sys) per GiB');
   A.figures.cpuAll = cpuFigure(cpuA, 'both daemons CPU per GiB');
+  A.figures.faultsSender = figure('sending daemon minor page faults per GiB', 'faults', perRound(faultsPerGiB.a));
   if (!sshd) A.notes.push('no scp in this run: the target is not judged');
   if (want.B) {
     B.figures.speed = figure(`throughput, ${label}`, 'MiB/s', byRound('B'));
@@ -191,6 +196,7 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
     C.figures.cpuReceiver = cpuFigure(cpuPerGiB.cReceiver, 'receiving daemon CPU (user+sys) per GiB');
     C.figures.cpuClient = cpuFigure(cpuPerGiB.cClient, 'uploading client CPU per GiB');
     C.figures.cpuAll = cpuFigure(cpuC, 'client + both daemons CPU per GiB');
+    C.figures.faultsSender = figure('sending daemon minor page faults per GiB', 'faults', perRound(faultsPerGiB.c));
     C.ratios.vsBare = ratio('C / bare multipart upload', pairRatio(byRound('C'), byRound('upload')));
     C.ratios.cpuBound = ratio('A CPU / C CPU (C / A if CPU-bound)', pairRatio(cpuA, cpuC));
     C.figures.cpuOverA = cpuFigure(perRound(cpuC).map((c, i) => c - cpuA[i]!), 'C CPU - A CPU, per GiB (cf. bare upload)');
