@@ -20,7 +20,14 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=6
 // per GiB uploaded, a third of the sending daemon's main thread on a paravirtualised VM
 // (docs/PERFORMANCE.md, 2026-12-05). Keeping up to 32 MiB of freed heap stops the
 // cycle; allocations of 128 KiB and more are still mmapped and returned at once.
-export const MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=33554432';
+//
+// glibc.malloc.arena_max=1: the threshold holds for every malloc arena, and glibc gives
+// each thread that allocates (V8's helpers, the hash thread, libuv's pool) an arena of
+// its own, so alone it kept ~15-20 MB more resident per daemon (peak 183-193 MB against
+// 169-174 in A). One arena for all threads keeps the peaks below the untuned ones
+// (167 / 136 MB receiving / sending) at no cost measured in A or C: the threads other
+// than the main one allocate little through malloc, mostly in tcache-sized pieces.
+export const MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=33554432:glibc.malloc.arena_max=1';
 
 /** The environment for a daemon process: `base` with MALLOC_TUNABLES before any tunables it sets (the later win). */
 export function daemonEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {

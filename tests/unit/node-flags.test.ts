@@ -26,9 +26,10 @@ describe('daemon launch settings', () => {
 
   // glibc ignores a tunable it does not know, silently: ask its loader what it understood.
   const loader = '/lib64/ld-linux-x86-64.so.2';
-  it.skipIf(!existsSync(loader))('glibc reads the tunables as meant (32 MiB trim threshold)', () => {
+  it.skipIf(!existsSync(loader))('glibc reads the tunables as meant (32 MiB trim threshold, one arena)', () => {
     const listed = execFileSync(loader, ['--list-tunables'], { env: daemonEnv({}), encoding: 'utf8' });
     expect(listed).toMatch(/^glibc\.malloc\.trim_threshold: 0x2000000 /m);
+    expect(listed).toMatch(/^glibc\.malloc\.arena_max: 0x1 /m);
   });
 
   it("daemonEnv adds the tunables and keeps the user's, which win", () => {
