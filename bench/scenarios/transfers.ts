@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { makeTlsFiles, runPipe, startBareUpload, type BareUpload } from '../lib/baselines.js';
 import type { Context } from '../lib/context.js';
 import { withCpu } from '../lib/cpu.js';
-import { flushDisk, makePayload, VerificationError, type Payload } from '../lib/files.js';
+import { flushDisk, makePayload, VerificationError, warmPayload, type Payload } from '../lib/files.js';
 import { linkAcross, linkWithin, sendPaths, uploadClient, uploadFile, uploadNotices, type Link } from '../lib/link.js';
 import { check, figure, ratio, section, settle, type Section } from '../lib/report.js';
 import { sshdMissing, startSshd, type Sshd } from '../lib/sshd.js';
@@ -82,6 +82,8 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   // Minor page faults per GiB of the sending daemon in A and C (lib/cpu.ts).
   const faultsPerGiB = { a: [] as number[], c: [] as number[] };
   let cpuRound = 0;
+  // Share of the payload in the page cache before each item warmed it (lib/files.ts).
+  const cachedBefore: Array<number | null> = [];
   const items: Array<{ key: string; owner: Section; run: () => Promise<number> }> = [
     { key: 'tcp', owner: baselines, run: () => runPipe('tcp', payload, ctx.tmp, certs) },
     { key: 'tls', owner: baselines, run: () => runPipe('tls', payload, ctx.tmp, certs) },
@@ -135,6 +137,7 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
         if (broken.has(item.key)) continue;
         try {
           await flushDisk();
+          cachedBefore.push(await warmPayload(payload));
           const v = await item.run();
           runs[item.key]![round] = v;
           line.push(`${item.key} ${v.toFixed(0)}`);
@@ -177,6 +180,10 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   A.figures.cpuAll = cpuFigure(cpuA, 'both daemons CPU per GiB');
   A.figures.faultsSender = figure('sending daemon minor page faults per GiB', 'faults', perRound(faultsPerGiB.a));
   if (!sshd) A.notes.push('no scp in this run: the target is not judged');
+  const known = cachedBefore.filter((c): c is number => c !== null);
+  baselines.notes.push(known.length
+    ? `payload read into the page cache before every item (${known.filter((c) => c < 0.99).length} of ${known.length} found it partly evicted, lowest ${(100 * Math.min(...known)).toFixed(0)}% cached)`
+    : 'payload read into the page cache before every item (no fincore: eviction not measured)');
   if (want.B) {
     B.figures.speed = figure(`throughput, ${label}`, 'MiB/s', byRound('B'));
     B.figures.cpu = cpuFigure(cpuPerGiB.b, 'daemon CPU (user+sys) per GiB');
