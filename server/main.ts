@@ -10,6 +10,7 @@ import { buildApp } from './app.js';
 import { isLoopbackAddress, loadOrCreateToken } from './api/auth.js';
 import { EventBus } from './events/bus.js';
 import { DEFAULT_TIMINGS, Mesh, type MeshTimings } from './mesh/mesh.js';
+import { missingTuning } from './node-flags.js';
 import { Store } from './store/db.js';
 import { DEFAULT_OFFER_TIMEOUT_MS, TransferService } from './transfer/service.js';
 
@@ -163,6 +164,8 @@ async function main(): Promise<void> {
 
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   process.stdout.write(`meshdrop ${pkg.version} dashboard: http://${shown}:${apiPort}/?token=${token}\n`);
+  const untuned = missingTuning();
+  if (untuned.length) process.stderr.write(`meshdrop: started without ${untuned.join(', ')}; transfers will cost more CPU and memory (npm start passes them; see server/node-flags.ts)\n`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -34,3 +34,15 @@ export function daemonEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Process
   const own = base.GLIBC_TUNABLES;
   return { ...base, GLIBC_TUNABLES: own ? `${MALLOC_TUNABLES}:${own}` : MALLOC_TUNABLES };
 }
+
+/**
+ * What of the above this process started without (empty when launched as `npm start`
+ * does). A daemon run as `node dist/server/main.js` works, but costs more CPU and memory
+ * per transfer; main.ts says so once at startup rather than leave the user guessing.
+ */
+export function missingTuning(execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): string[] {
+  const missing = DAEMON_NODE_FLAGS.filter((flag) => !execArgv.includes(flag));
+  const tunables = (env.GLIBC_TUNABLES ?? '').split(':');
+  for (const t of MALLOC_TUNABLES.split(':')) if (!tunables.includes(t)) missing.push(`GLIBC_TUNABLES=${t}`);
+  return missing;
+}

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { daemonEnv, DAEMON_NODE_FLAGS, MALLOC_TUNABLES } from '../../server/node-flags.js';
+import { daemonEnv, DAEMON_NODE_FLAGS, MALLOC_TUNABLES, missingTuning } from '../../server/node-flags.js';
 
 const start: string = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).scripts.start;
 
@@ -35,5 +35,12 @@ describe('daemon launch settings', () => {
   it("daemonEnv adds the tunables and keeps the user's, which win", () => {
     expect(daemonEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', GLIBC_TUNABLES: MALLOC_TUNABLES });
     expect(daemonEnv({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=0' }).GLIBC_TUNABLES).toBe(`${MALLOC_TUNABLES}:glibc.malloc.trim_threshold=0`);
+  });
+
+  it('missingTuning names what a launch left out, and nothing when it has it all', () => {
+    expect(missingTuning([...DAEMON_NODE_FLAGS], daemonEnv({}))).toEqual([]);
+    expect(missingTuning([...DAEMON_NODE_FLAGS], daemonEnv({ GLIBC_TUNABLES: 'glibc.malloc.top_pad=0' }))).toEqual([]);
+    expect(missingTuning([], {})).toEqual([...DAEMON_NODE_FLAGS, ...MALLOC_TUNABLES.split(':').map((t) => `GLIBC_TUNABLES=${t}`)]);
+    expect(missingTuning([...DAEMON_NODE_FLAGS], { GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=33554432' })).toEqual(['GLIBC_TUNABLES=glibc.malloc.arena_max=1']);
   });
 });
