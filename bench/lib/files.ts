@@ -22,6 +22,7 @@ export class VerificationError extends Error {
 }
 
 const CHUNK = 1024 * 1024;
+const exec = promisify(execFile);
 
 /** Random bytes (incompressible, not sparse), written in 1 MiB pieces, hashed as written. */
 export async function makePayload(dir: string, name: string, size: number): Promise<Payload> {
@@ -91,7 +92,7 @@ export async function verifyLocal(path: string, want: Payload, what: string): Pr
  * item came first after an eviction paid for it, which moved C (curl) and scp by run.
  */
 export async function warmPayload(payload: Payload): Promise<number | null> {
-  const before = await promisify(execFile)('fincore', ['--noheadings', '--bytes', '--output', 'RES', payload.path]).then(
+  const before = await exec('fincore', ['--noheadings', '--bytes', '--output', 'RES', payload.path]).then(
     ({ stdout }) => Number(stdout.trim()) / Math.max(1, payload.size),
     () => null,
   );
@@ -110,5 +111,5 @@ export async function warmPayload(payload: Payload): Promise<number | null> {
  * file (scp does not fsync) is not flushed on the next item's time.
  */
 export async function flushDisk(): Promise<void> {
-  await promisify(execFile)('sync');
+  await exec('sync');
 }
