@@ -64,9 +64,9 @@ export async function receiveUpload(
         started.push(...transfers.send(port, targets, [{ ...file, growing: source }], { removeAfter: true }));
         declared = null;
       }
+      // A streamed file's GrowingFile has ended by now (its senders have the SHA-256).
       const { size, sha256 } = await store(part.file, outFile, source);
-      if (source) source.finish(sha256);
-      else stored.push({ ...file, size, sha256 });
+      if (!source) stored.push({ ...file, size, sha256 });
     }
     if (!targets) throw new ApiError('bad_request', names.length ? 'no "file" part in the upload' : 'no "to" field and no "file" part');
     if (declared !== null) throw new ApiError('bad_request', 'a "size" field must be followed by its "file" part');

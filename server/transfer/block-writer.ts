@@ -21,6 +21,7 @@ export class BlockWriter {
   readonly #source: GrowingFile | undefined;
   readonly #blockSize: number;
   readonly #hash = hashThread.stream();
+  #digest: Promise<string> | null = null;
   #block: Buffer | null = null;
   #filled = 0;
   #index = 0;
@@ -44,7 +45,7 @@ export class BlockWriter {
 
   /** The whole-file SHA-256 (hex) once the stream has finished; the hash is gone after. */
   sha256(): Promise<string> {
-    return this.#hash.digest();
+    return (this.#digest ??= this.#hash.digest());
   }
 
   /** Forgets the hash (the upload failed). */
@@ -102,8 +103,9 @@ export class BlockWriter {
         finished(input, (err) => settle(err ?? null));
       });
       if (this.#block && this.#filled > 0) await this.#submit();
-      // From the answer on the daemon alone has the file: what no receiver has saved yet goes to disk.
-      if (!this.#failed) await this.#source?.persistUnsaved();
+      // Senders may send their END now; from the answer on the daemon alone has the file:
+      // what no receiver has saved by then goes to disk (GrowingFile.end).
+      if (!this.#failed && this.#source) await this.#source.end(await this.sha256());
       await Promise.all(this.#writes);
       if (this.#failed) throw this.#failed;
     } catch (err) {

@@ -18,8 +18,9 @@
 // (SAVED) which chunks it holds durably and will never ask for again. A block every
 // receiver has saved is dropped without a write, so an upload the receivers keep up
 // with is never written to the sender's disk (on the VMs we measure, the outbox writes
-// were what held C back: docs/PERFORMANCE.md). Whatever is unsaved when the upload ends
-// is written before the upload is answered, so a restarted daemon can still resume.
+// were what held C back: docs/PERFORMANCE.md). Whatever is still unsaved shortly after
+// the upload ends is written before the upload is answered, so a restarted daemon can
+// still resume.
 
 import type { Reason } from '../errors.js';
 import { copyInto } from '../protocol/buffer-pool.js';
@@ -40,6 +41,11 @@ const GRACE_MS = 100;
 // sends from memory); a much slower one (a remote link) does not slow a user's upload down
 // to its pace, and reads what it missed from disk.
 const WAIT_FLOOR_MS = 250;
+// At the end, a receiver that keeps up still has the last window in flight, the hash check
+// and an fsync to do: the upload's answer waits for it at most this long instead of writing
+// the last 11-16 blocks to the outbox while it finishes (on loopback the answer now comes
+// with the receiver's completion; docs/PERFORMANCE.md).
+const END_WAIT_MS = 500;
 const WAIT_RATIO = 3;
 
 /** The uploads in progress that share SHARED_KEEP_BYTES (one per daemon; tests make their own). */
@@ -64,6 +70,8 @@ export const keepBudget = new KeepBudget();
 
 export interface GrowingFileTimings {
   graceMs: number;
+  /** At the end, the longest the upload waits for receivers about to save its last blocks. */
+  endMs: number;
   waitFloorMs: number;
   waitRatio: number;
 }
@@ -126,6 +134,8 @@ export class GrowingFile {
   /** Bytes of every block that arrived so far. */
   #received = 0;
   #sha256: string | null = null;
+  /** end() is waiting for receivers: memory keeps every block until it is done. */
+  #ending = false;
   #failure: Reason | null = null;
   #waiters: Array<() => void> = [];
   /** Recent blocks by index, oldest first (Map keeps insertion order). */
@@ -144,7 +154,7 @@ export class GrowingFile {
     this.size = size;
     this.blockSize = chunkSizeFor(size);
     this.#budget = budget;
-    this.#timings = { graceMs: GRACE_MS, waitFloorMs: WAIT_FLOOR_MS, waitRatio: WAIT_RATIO, ...timings };
+    this.#timings = { graceMs: GRACE_MS, endMs: END_WAIT_MS, waitFloorMs: WAIT_FLOOR_MS, waitRatio: WAIT_RATIO, ...timings };
   }
 
   /** Bytes of the upload written to disk so far. */
@@ -224,11 +234,42 @@ export class GrowingFile {
   }
 
   /**
-   * Writes every kept block some receiver has not saved yet (the upload is ending: from
-   * its answer on, the daemon alone has the file). Resolves once they are on disk.
+   * The upload has arrived whole, with this SHA-256: senders may send their END now. Kept
+   * blocks some receiver still lacks, but is being sent from memory and reports as it
+   * saves, get a moment (its receiver typically completes within it, and then they are
+   * never written); the others are written at once, the rest at the deadline. Resolves
+   * once every block is saved by its receivers or on disk: from the upload's answer on,
+   * the daemon alone has the file, so a restarted daemon can still resume.
    */
-  async persistUnsaved(): Promise<void> {
-    for (const [index, kept] of this.#kept) if (!this.#safe(index)) this.#persist(index, kept);
+  async end(sha256: string): Promise<void> {
+    if (this.#sha256 || this.#failure) return;
+    if (this.#received !== this.size) {
+      this.fail({ code: 'size_mismatch', message: `the upload declared ${this.size} bytes but sent ${this.#received}` });
+      return;
+    }
+    this.#ending = true;
+    this.#sha256 = sha256;
+    this.#budget.leave(this);
+    this.poke();
+    try {
+      const now = performance.now();
+      const { waitFloorMs, waitRatio } = this.#timings;
+      const budget = waitFloorMs + waitRatio * (now - this.#started - this.#waited) - this.#waited;
+      const deadline = now + Math.max(0, Math.min(this.#timings.endMs, budget));
+      for (;;) {
+        let waiting = false;
+        for (const [index, kept] of this.#kept) {
+          if (kept.persisting || this.#safe(index)) continue;
+          if (this.#comingSoon(index) && performance.now() < deadline) waiting = true;
+          else this.#persist(index, kept);
+        }
+        if (!waiting || this.#failure) break;
+        await this.#changedOrTimeout(deadline);
+      }
+    } finally {
+      this.#ending = false;
+    }
+    this.#trim();
     await Promise.all(this.#persists);
   }
 
@@ -256,7 +297,7 @@ export class GrowingFile {
    * is room for the next one; `dropped` is called when memory (and any sender) lets go
    * of it, so the upload can reuse the buffer once its write and hash are done too.
    * `persist` writes it to the outbox: called at most once, when it leaves memory before
-   * every transfer's receiver has saved it, or when the upload ends (persistUnsaved).
+   * every transfer's receiver has saved it, or when the upload ends (end()).
    */
   async keep(index: number, frame: Buffer, dropped: () => void, persist: () => Promise<void>): Promise<void> {
     if (this.#failure || this.#sha256) {
@@ -296,7 +337,9 @@ export class GrowingFile {
     for (const wake of waiters) wake();
   }
 
+  /** The upload has arrived whole: as end(), without waiting (blocks unsaved now are written as they leave memory). */
   finish(sha256: string): void {
+    if (this.#sha256 || this.#failure) return;
     if (this.#received !== this.size) {
       this.fail({ code: 'size_mismatch', message: `the upload declared ${this.size} bytes but sent ${this.#received}` });
       return;
@@ -335,7 +378,7 @@ export class GrowingFile {
    * 16 MiB for the length of a slow transfer). While it runs, keep() manages the range.
    */
   #trim(): void {
-    if (!this.#sha256 && !this.#failure) return;
+    if ((!this.#sha256 && !this.#failure) || this.#ending) return;
     const [oldest] = this.#kept.keys();
     if (oldest === undefined) return;
     let low = Infinity;
@@ -363,6 +406,17 @@ export class GrowingFile {
   #soonSaved(index: number): boolean {
     if (this.#safe(index) || !this.#claimed) return false;
     for (const c of this.#claims) if (c.saved <= index && !(c.live && c.sent > index)) return false;
+    return true;
+  }
+
+  /**
+   * At the end: every receiver that lacks block `index` reports as it saves and has a
+   * sender following from memory (it was sent the block, or is within the kept blocks).
+   */
+  #comingSoon(index: number): boolean {
+    if (!this.#claimed) return false;
+    const [oldest] = this.#kept.keys();
+    for (const c of this.#claims) if (c.saved <= index && !(c.live && (c.sent > index || c.sent >= oldest!))) return false;
     return true;
   }
 

@@ -57,6 +57,7 @@ describe('BlockWriter', () => {
         seen.push(growing.written);
       }
     })();
+    const cursor = growing.follow(3); // a sender about to take the last block
     const { path, writer } = await store(data, growing);
     await watch;
     expect(writer.size).toBe(data.length);
@@ -64,10 +65,13 @@ describe('BlockWriter', () => {
     expect(readFileSync(path).equals(data)).toBe(true);
     expect(seen.at(-1)).toBe(data.length);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);
-    // The last blocks are in memory for a sender, whole.
+    // The upload has ended the GrowingFile; the last block is in memory for the sender, whole.
+    expect(await growing.sha256()).toBe(await writer.sha256());
     const last = Buffer.alloc(12_345);
     expect(growing.copy(3, last)).toBe(true);
     expect(last.equals(data.subarray(3 * 1024 * 1024))).toBe(true);
+    cursor.close();
+    expect(growing.keptBlocks).toBe(0);
   });
 
   it('stores an upload of unknown size, and an empty one', async () => {
@@ -125,8 +129,7 @@ describe('BlockWriter', () => {
     const baseline = payloadPool.inUse;
     const data = randomBytes(5 * 1024 * 1024 + 3);
     const growing = new GrowingFile(data.length);
-    const { writer } = await store(data, growing);
-    growing.finish(await writer.sha256());
+    await store(data, growing);
     await allGivenBack(baseline);
   });
 });

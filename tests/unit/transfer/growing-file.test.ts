@@ -234,11 +234,62 @@ describe('GrowingFile', () => {
     const written: number[] = [];
     await keepAll(file, 0, 6, [], written);
     expect(written).toEqual([]);
-    await file.persistUnsaved();
+    // No receiver reports as it saves (no saved/1): nothing to wait for.
+    await file.end('ef'.repeat(32));
     expect(written).toEqual([2, 3, 4, 5]);
-    await file.persistUnsaved();
-    expect(written).toEqual([2, 3, 4, 5]);
-    file.finish('ef'.repeat(32));
+    expect(await file.sha256()).toBe('ef'.repeat(32));
     expect(file.skippedBlocks).toBe(2);
+    await file.end('ef'.repeat(32));
+    expect(written).toEqual([2, 3, 4, 5]);
+  });
+
+  it('at the end, lets senders send END at once and waits for a receiver that keeps up: nothing written once it completes', async () => {
+    const file = growing(6 * MIB, { endMs: 10_000, waitFloorMs: 10_000 });
+    const claim = file.claim();
+    claim.live(true);
+    const written: number[] = [];
+    await keepAll(file, 0, 6, [], written);
+    claim.sent(4); // blocks 4 and 5 are still to go, from memory
+    const ended = file.end('ab'.repeat(32));
+    expect(await file.sha256()).toBe('ab'.repeat(32));
+    expect(await settledWithin(ended, 50)).toBe(false);
+    claim.saved(3);
+    claim.sent(6);
+    expect(await settledWithin(ended, 50)).toBe(false);
+    claim.done(); // RESULT: the receiver has the whole file
+    expect(await settledWithin(ended, 1000)).toBe(true);
+    expect(written).toEqual([]);
+    expect(file.skippedBlocks).toBe(6);
+    expect(file.keptBlocks).toBe(0);
+  });
+
+  it('at the end, writes at once what a receiver that does not report lacks, and the rest at the deadline', async () => {
+    const file = growing(6 * MIB, { endMs: 100, waitFloorMs: 10_000 });
+    const live = file.claim();
+    live.live(true);
+    live.sent(6);
+    const written: number[] = [];
+    await keepAll(file, 0, 6, [], written);
+    const t0 = performance.now();
+    await file.end('cd'.repeat(32));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(90);
+    expect(written).toEqual([0, 1, 2, 3, 4, 5]);
+
+    const other = growing(6 * MIB, { endMs: 10_000, waitFloorMs: 10_000 });
+    const a = other.claim();
+    a.live(true);
+    a.sent(6);
+    other.claim(); // no saved/1: never reports
+    const writtenToo: number[] = [];
+    await keepAll(other, 0, 6, [], writtenToo);
+    expect(await settledWithin(other.end('cd'.repeat(32)), 1000)).toBe(true);
+    expect(writtenToo).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('at the end, fails an upload shorter than declared', async () => {
+    const file = growing(6 * MIB);
+    await keepAll(file, 0, 5, []);
+    await file.end('ef'.repeat(32));
+    await expect(file.sha256()).rejects.toThrow(/declared/);
   });
 });
