@@ -1,7 +1,8 @@
 // A, B and C, interleaved round by round with the transport baselines (bare TCP and
-// TLS pipes, scp, rsync): each round runs every item once, in an order rotated per
-// round, so slow drifts of the machine hit every item alike and ratios are taken
-// between runs of the same round.
+// TLS pipes, scp, rsync): each round runs every item once, in an order that changes
+// per round (lib/schedule.ts: each item at another place and behind another item), so
+// slow drifts of the machine and what one item leaves behind for the next hit every
+// item alike, and ratios are taken between runs of the same round.
 
 import { join } from 'node:path';
 import { makeTlsFiles, runPipe, startBareUpload, type BareUpload } from '../lib/baselines.js';
@@ -10,6 +11,7 @@ import { withCpu } from '../lib/cpu.js';
 import { flushDisk, makePayload, VerificationError, warmPayload, type Payload } from '../lib/files.js';
 import { linkAcross, linkWithin, sendPaths, uploadClient, uploadFile, uploadNotices, type Link } from '../lib/link.js';
 import { check, figure, ratio, section, settle, type Section } from '../lib/report.js';
+import { roundOrder } from '../lib/schedule.js';
 import { sshdMissing, startSshd, type Sshd } from '../lib/sshd.js';
 import { formatSize, GIB, mibPerSec, MIB, pairRatio } from '../lib/stats.js';
 
@@ -131,7 +133,7 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
   try {
     for (let round = 0; round < cfg.rounds; round++) {
       cpuRound = round;
-      const order = items.map((_, i) => items[(i + round) % items.length]!);
+      const order = roundOrder(items.length, round).map((i) => items[i]!);
       const line: string[] = [];
       for (const item of order) {
         if (broken.has(item.key)) continue;
