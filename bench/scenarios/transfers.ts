@@ -9,7 +9,7 @@ import { makeTlsFiles, runPipe, startBareUpload, type BareUpload } from '../lib/
 import type { Context } from '../lib/context.js';
 import { withCpu } from '../lib/cpu.js';
 import { flushDisk, makePayload, VerificationError, warmPayload, type Payload } from '../lib/files.js';
-import { linkAcross, linkWithin, sendPaths, uploadClient, uploadFile, uploadNotices, type Link } from '../lib/link.js';
+import { linkAcross, linkWithin, sendPaths, scriptClient, uploadFile, uploadNotices, type Link } from '../lib/link.js';
 import { check, figure, ratio, section, settle, type Section } from '../lib/report.js';
 import { roundOrder } from '../lib/schedule.js';
 import { sshdMissing, startSshd, type Sshd } from '../lib/sshd.js';
@@ -209,7 +209,7 @@ export async function transferRounds(ctx: Context, links: Links, want: { B: bool
     C.ratios.vsBare = ratio('C / bare multipart upload', pairRatio(byRound('C'), byRound('upload')));
     C.ratios.cpuBound = ratio('A CPU / C CPU (C / A if CPU-bound)', pairRatio(cpuA, cpuC));
     C.figures.cpuOverA = cpuFigure(perRound(cpuC).map((c, i) => c - cpuA[i]!), 'C CPU - A CPU, per GiB (cf. bare upload)');
-    C.notes.push(`uploaded with ${(await uploadClient()) === 'curl' ? 'curl -F (as a script would)' : 'the Node client (no curl here, or MESHDROP_BENCH_UPLOADER=node)'}`);
+    C.notes.push(`uploaded with ${(await scriptClient()) === 'curl' ? 'curl -F (as a script would)' : 'the Node client (no curl here, or MESHDROP_BENCH_UPLOADER=node)'}`);
     C.notes.push(...new Set(uploadNotices));
     if (withSize.length) C.notes.push(withSize.every(Boolean) ? 'uploads carried the size field' : 'uploads without the size field');
   }
