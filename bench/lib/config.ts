@@ -38,7 +38,7 @@ export interface Config {
 
 const MODES: Record<Mode, Omit<Config, 'mode' | 'only' | 'out' | 'profileDir'>> = {
   quick: {
-    rounds: 5, size: 256 * MIB, memSizes: [64 * MIB, GIB], memRuns: 2, files: 300, fileSize: 4096, fileRuns: 3,
+    rounds: 4, size: GIB, memSizes: [64 * MIB, GIB], memRuns: 2, files: 300, fileSize: 4096, fileRuns: 3,
     peers: 30, meshRuns: 3, clients: 50, requests: 3000, loadRuns: 3, wsClients: 50, eventRuns: 2, ssh: true,
   },
   full: {
@@ -52,7 +52,7 @@ const MODES: Record<Mode, Omit<Config, 'mode' | 'only' | 'out' | 'profileDir'>> 
 };
 
 export const USAGE = `usage: tsx bench/run.ts [--quick | --full | --smoke] [--only=A,B,...] [--out FILE] [--profile=DIR] [--rounds=N]
-  --quick       default: a few minutes (256 MiB transfers, 30 peers)
+  --quick       default: 4-5 minutes (1 GiB transfers, 4 rounds; 1 GiB for memory; 30 peers)
   --full        the sizes of issue 4 (1 GiB, 4 GiB for memory, 100 peers); 8-15 minutes
   --smoke       tiny sizes, one run each, no scp: checks the harness itself
   --only=LIST   scenarios to run (A-H); B and C also run A, their reference
