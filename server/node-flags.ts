@@ -9,7 +9,7 @@
 // later gets a full mark-compact between most scavenges ("external memory
 // pressure", 48 per GiB received against 2 in a fresh daemon: ~2 CPU-s per GiB on
 // V8's helper threads, A at 1 GiB 0.9x scp instead of 1.2x). With a 64 MB floor for
-// the old generation the idle daemon behaves like a fresh one (docs/PERFORMANCE.md).
+// the old generation the idle daemon behaves like a fresh one (docs/PERFORMANCE-HISTORY.md).
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
 
 // GLIBC_TUNABLES glibc.malloc.trim_threshold=32 MiB: Node's HTTP parser copies every
@@ -18,7 +18,7 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=6
 // only by chance when a large mmapped block is freed) each such batch is handed back to
 // the kernel (brk) and the next pieces fault fresh pages in: 20,000-130,000 page faults
 // per GiB uploaded, a third of the sending daemon's main thread on a paravirtualised VM
-// (docs/PERFORMANCE.md, 2026-12-05). Keeping up to 32 MiB of freed heap stops the
+// (docs/PERFORMANCE-HISTORY.md, 2026-12-05). Keeping up to 32 MiB of freed heap stops the
 // cycle; allocations of 128 KiB and more are still mmapped and returned at once.
 //
 // glibc.malloc.arena_max=1: the threshold holds for every malloc arena, and glibc gives

@@ -3,7 +3,7 @@
 // item before one matters: the rounds that ran C right after rsync and A right after the
 // TLS pipe measured C / A at 0.617, the same rounds with the two swapped 0.754 (the
 // items that write and delete files leave the disk in a state the next writer feels;
-// docs/PERFORMANCE.md). A Williams design (E. J. Williams, 1949, "Experimental designs
+// docs/PERFORMANCE-HISTORY.md). A Williams design (E. J. Williams, 1949, "Experimental designs
 // balanced for the estimation of residual effects of treatments") also rotates, but
 // its first row zigzags (0, 1, n-1, 2, n-2, ...), so across n rounds each item follows
 // every other item exactly once, and in any few rounds no item has the same one before it twice.

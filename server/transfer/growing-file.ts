@@ -18,7 +18,7 @@
 // (SAVED) which chunks it holds durably and will never ask for again. A block every
 // receiver has saved is dropped without a write, so an upload the receivers keep up
 // with is never written to the sender's disk (on the VMs we measure, the outbox writes
-// were what held C back: docs/PERFORMANCE.md). Whatever is still unsaved shortly after
+// were what held C back: docs/PERFORMANCE-HISTORY.md). Whatever is still unsaved shortly after
 // the upload ends is written before the upload is answered, so a restarted daemon can
 // still resume.
 
@@ -44,7 +44,7 @@ const WAIT_FLOOR_MS = 250;
 // At the end, a receiver that keeps up still has the last window in flight, the hash check
 // and an fsync to do: the upload's answer waits for it at most this long instead of writing
 // the last 11-16 blocks to the outbox while it finishes (on loopback the answer now comes
-// with the receiver's completion; docs/PERFORMANCE.md).
+// with the receiver's completion; docs/PERFORMANCE-HISTORY.md).
 const END_WAIT_MS = 500;
 const WAIT_RATIO = 3;
 

@@ -3,7 +3,7 @@
 // GET /api/transfers/:id and a re-offer of a declined file still find them. Keeping
 // every record made a daemon grow with its history: 25,000 small files took the sending
 // daemon from 168 to 235 MB and the receiving one to 349 MB, each offer scanned every
-// record, and GET /api/transfers answered 12.5 MB (docs/PERFORMANCE.md).
+// record, and GET /api/transfers answered 12.5 MB (docs/PERFORMANCE-HISTORY.md).
 
 import type { Reason } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
