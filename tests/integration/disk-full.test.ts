@@ -7,10 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInProcess, tempDir, type InProcessDaemon } from '../helpers/daemon.js';
+import { field, fileHead, openUpload, TAIL, write } from '../helpers/multipart.js';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -31,22 +31,8 @@ if (!mounted && !process.env.CI) console.warn(`[disk-full] skipped: ${SKIP}`);
  * once the transfer has sent all but `lead` bytes of what came before it.
  */
 async function pacedUpload(d: InProcessDaemon, port: number, to: string, name: string, size: number, lead: number): Promise<{ status: number; body: any }> {
-  const boundary = 'meshdrop-paced-upload';
-  const req = request(new URL(`${d.base}/api/peers/${port}/transfers`), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${d.token}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
-  });
-  const response = new Promise<{ status: number; body: any }>((resolve, reject) => {
-    req.on('response', (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text || 'null') }));
-    });
-    req.on('error', reject);
-  });
-  const write = (data: string | Buffer) => new Promise<void>((resolve, reject) => req.write(data, (err) => (err ? reject(err) : resolve())));
-  const field = (key: string, value: string) => `--${boundary}\r\nContent-Disposition: form-data; name="${key}"\r\n\r\n${value}\r\n`;
-  await write(field('to', to) + field('size', String(size)));
-  await write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const { req, response } = openUpload(d, port);
+  await write(req, field('to', to) + field('size', String(size)) + fileHead(name));
   for (let at = 0; at < size; at += MIB) {
     if (at > lead) {
       await waitFor(`${name} to have sent ${(at - lead) / MIB} MiB`, async () => {
@@ -54,9 +40,9 @@ async function pacedUpload(d: InProcessDaemon, port: number, to: string, name: s
         return t && t.bytesDone >= at - lead;
       });
     }
-    await write(randomBytes(Math.min(MIB, size - at)));
+    await write(req, randomBytes(Math.min(MIB, size - at)));
   }
-  req.end(`\r\n--${boundary}--\r\n`);
+  req.end(TAIL);
   return response;
 }
 

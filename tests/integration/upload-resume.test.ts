@@ -7,10 +7,10 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
-import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { spawnDaemon, tempDir, type DaemonProcess } from '../helpers/daemon.js';
+import { BOUNDARY, openUpload, write } from '../helpers/multipart.js';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -25,7 +25,6 @@ const BEFORE_KILL = 16 * MIB;
 // its report reaching us, so the outbox may hold up to one more save's worth.
 const REPORT_SLACK = 4 * MIB;
 const PIECE = 256 * 1024;
-const BOUNDARY = 'meshdrop-resume-boundary';
 
 const running: DaemonProcess[] = [];
 const dirs: ReturnType<typeof tempDir>[] = [];
@@ -52,22 +51,7 @@ function dir(): string {
   return d.path;
 }
 
-function openUpload(d: DaemonProcess, port: number): { req: ClientRequest; response: Promise<{ status: number; body: any }> } {
-  const req = request(new URL(`${d.base}/api/peers/${port}/transfers`), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${d.token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
-  });
-  const response = new Promise<{ status: number; body: any }>((resolve, reject) => {
-    req.on('response', (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text || 'null') }));
-    });
-    req.on('error', reject);
-  });
-  return { req, response };
-}
 
-const write = (req: ClientRequest, data: string | Buffer) => new Promise<void>((resolve, reject) => req.write(data, (err) => (err ? reject(err) : resolve())));
 
 it('resumes an upload from what the receiver saved after both daemons were killed, though the sender never wrote that part', async () => {
   const [dirA, dirB] = [dir(), dir()];

@@ -4,14 +4,13 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startInProcess, type InProcessDaemon } from '../helpers/daemon.js';
+import { BOUNDARY, field, fileHead, openUpload, TAIL, write } from '../helpers/multipart.js';
 import { freePorts } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
-const BOUNDARY = 'meshdrop-test-boundary';
 let d: InProcessDaemon;
 let a: { port: number; id: string };
 let b: { port: number; id: string };
@@ -28,29 +27,8 @@ afterAll(async () => {
   await d.close();
 });
 
-const field = (name: string, value: string) => `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
-const fileHead = (filename: string) =>
-  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
-const TAIL = `\r\n--${BOUNDARY}--\r\n`;
 
-/** A multipart POST whose body the test writes piece by piece (chunked encoding). */
-function openUpload(): { req: ClientRequest; response: Promise<{ status: number; body: any }> } {
-  const url = new URL(`${d.base}/api/peers/${a.port}/transfers`);
-  const req = request(url, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${d.token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
-  });
-  const response = new Promise<{ status: number; body: any }>((resolve, reject) => {
-    req.on('response', (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text || 'null') }));
-    });
-    req.on('error', reject);
-  });
-  return { req, response };
-}
 
-const write = (req: ClientRequest, data: string | Buffer) => new Promise<void>((resolve, reject) => req.write(data, (err) => (err ? reject(err) : resolve())));
 const outbox = () => join(d.transfers.peerDir(a.port), 'outbox');
 const partials = () => readdirSync(join(d.transfers.peerDir(b.port), 'partial'));
 
@@ -65,7 +43,7 @@ const ended = (id: string): Promise<any> => d.client.transferEnded(id);
 it('starts sending while the upload is still arriving, and ends byte-identical', async () => {
   const data = randomBytes(12 * 1024 * 1024 + 17);
   const half = 6 * 1024 * 1024;
-  const { req, response } = openUpload();
+  const { req, response } = openUpload(d, a.port);
   await write(req, field('to', String(b.port)) + field('size', String(data.length)) + fileHead('streamed.bin'));
   await write(req, data.subarray(0, half));
   // The upload is only half there, and the receiver already has verified bytes of it.
@@ -89,7 +67,7 @@ it('starts sending while the upload is still arriving, and ends byte-identical',
 });
 
 it('fails the transfer with a reason when the upload breaks off, and keeps nothing', async () => {
-  const { req, response } = openUpload();
+  const { req, response } = openUpload(d, a.port);
   response.catch(() => {});
   await write(req, field('to', String(b.port)) + field('size', String(8 * 1024 * 1024)) + fileHead('broken.bin'));
   await write(req, randomBytes(3 * 1024 * 1024));
@@ -109,7 +87,7 @@ it('fails the transfer with a reason when the upload breaks off, and keeps nothi
 it('refuses a file longer or shorter than its declared size', async () => {
   for (const [declared, actual] of [[1000, 3000], [300_000, 200_000]] as const) {
     const name = `lying-${declared}.bin`;
-    const { req, response } = openUpload();
+    const { req, response } = openUpload(d, a.port);
     await write(req, field('to', String(b.port)) + field('size', String(declared)) + fileHead(name));
     req.end(Buffer.concat([randomBytes(actual), Buffer.from(TAIL)]));
     const res = await response;
@@ -125,7 +103,7 @@ it('refuses a file longer or shorter than its declared size', async () => {
 
 it('refuses a bad or dangling "size" field', async () => {
   for (const body of [field('to', String(b.port)) + field('size', '-5') + fileHead('x.bin') + 'x' + TAIL, field('to', String(b.port)) + field('size', '12') + `--${BOUNDARY}--\r\n`]) {
-    const { req, response } = openUpload();
+    const { req, response } = openUpload(d, a.port);
     req.end(body);
     const res = await response;
     expect(res.status).toBe(400);
