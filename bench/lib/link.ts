@@ -108,7 +108,7 @@ export async function sendPaths(link: Link, files: readonly Payload[], timeoutMs
   const body = { to: [link.to.id], paths: files.map((f) => f.path) };
   const t0 = performance.now();
   // Started like C's upload, with one curl command, so that A does not skip the process
-  // start that C pays (bash and curl: 30-45 ms on this VM, 5 % of a 256 MiB A).
+  // start that C pays (bash and curl: 30-45 ms on this VM, 1-2 % of a 1 GiB A).
   if ((await scriptClient()) === 'curl') {
     const res = await curlJson(`${link.from.daemon.base}${path}`, link.from.daemon.token, body);
     if (res.status !== 202) throw new ApiError(res.status, res.body, `POST ${path}`);
