@@ -34,6 +34,8 @@ export class ChunkSource {
   readonly #fh: FileHandle;
   readonly #opts: ChunkSourceOptions;
   readonly #cursor: Cursor | undefined;
+  /** Resolves once the chunk loaded last has been handed to the hash. */
+  #hashTurn: Promise<void> = Promise.resolve();
 
   constructor(fh: FileHandle, opts: ChunkSourceOptions) {
     this.#fh = fh;
@@ -60,13 +62,20 @@ export class ChunkSource {
     lent?.release();
     const frame = payloadPool.take(DATA_FRAME_PREFIX + length);
     const bytes = frame.subarray(DATA_FRAME_PREFIX);
+    // Reads ahead run at once and may finish in any order; the hash takes them in order.
+    const turn = this.#hashTurn;
+    let handed!: () => void;
+    this.#hashTurn = new Promise<void>((resolve) => (handed = resolve));
     try {
       if (!growing?.copy(index, bytes)) await readFully(this.#fh, bytes, index * chunkSize);
     } catch (err) {
+      handed();
       payloadPool.give(frame);
       throw err;
     }
+    await turn;
     const hashed = hash?.update(bytes) ?? Promise.resolve(null);
+    handed();
     let given = false;
     const sent = () => {
       if (given) return;
