@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { payloadPool } from '../../../server/protocol/buffer-pool.js';
 import { hashThread } from '../../../server/transfer/hasher.js';
@@ -34,5 +35,29 @@ describe('hash thread', () => {
     await Promise.all([one.update(x), two.update(y), one.update(y)]);
     expect(await one.digest()).toBe(sha(x, y).digest('hex'));
     expect(await two.digest()).toBe(sha(y).digest('hex'));
+  });
+
+  // Field 19 of /proc/<pid>/task/<tid>/stat is the thread's nice value (proc(5)).
+  // A thread that has exited meanwhile gives null.
+  const niceOf = (tid: string): number | null => {
+    try {
+      return Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    } catch {
+      return null;
+    }
+  };
+
+  it.runIf(process.platform === 'linux')('runs below the event loop\'s priority, and leaves the other threads alone', async () => {
+    const before = new Map(readdirSync('/proc/self/task').map((tid) => [tid, niceOf(tid)]));
+    await hashThread.stream().digest();
+    const now = readdirSync('/proc/self/task');
+    const niced = now.filter((tid) => niceOf(tid) === 5);
+    expect(niced.length).toBe(1);
+    expect(niceOf(String(process.pid))).toBe(before.get(String(process.pid)));
+    // Threads that came and went meanwhile (V8's, the test runner's) are not compared.
+    for (const tid of now) {
+      const nice = niceOf(tid);
+      if (tid !== niced[0] && before.get(tid) != null && nice !== null) expect(nice).toBe(before.get(tid));
+    }
   });
 });
