@@ -1,8 +1,8 @@
-// The receiver enforces the credit window it granted: a sender that sends more
-// chunks than the window allows (without waiting for CREDITs) is stopped with
-// window_exceeded, and the partial file is removed. Chunks are fed in one
-// synchronous burst, so no write can finish (and no CREDIT can be granted) in
-// between: the same burst over a socket would race the disk.
+// The receiver's credit window: a sender that sends more chunks than the window
+// allows (without waiting for CREDITs) is stopped with window_exceeded, and the
+// partial file is removed. Chunks are fed in one synchronous burst, so no write can
+// finish (and no CREDIT can be granted) in between: the same burst over a socket
+// would race the disk. Written chunks are credited back half a window at a time.
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -20,11 +20,12 @@ import { waitFor } from '../../helpers/wait.js';
 const dir = mkdtempSync(join(tmpdir(), 'receiver-window-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-it('stops a sender that runs past its window, and keeps nothing', async () => {
-  const store = new Store(dir);
-  const paths = { partialDir: join(dir, 'partial'), inboxDir: join(dir, 'inbox') };
-  mkdirSync(paths.partialDir);
+/** A receiver of a 256-chunk file (64 KiB chunks) on a connection that records what it sends. */
+async function started(name: string) {
+  const paths = { partialDir: join(dir, name, 'partial'), inboxDir: join(dir, name, 'inbox') };
+  mkdirSync(paths.partialDir, { recursive: true });
   mkdirSync(paths.inboxDir);
+  const store = new Store(join(dir, name));
   const sent: TransferMessage[] = [];
   // The one thing a receiver does with its connection is send on it.
   const conn = { send: (m: TransferMessage) => (sent.push(m), true) } as unknown as PeerConnection;
@@ -41,12 +42,36 @@ it('stops a sender that runs past its window, and keeps nothing', async () => {
   expect(accept?.type).toBe('accept');
   const window = accept!.type === 'accept' ? accept!.window : 0;
   const bytes = randomBytes(chunkSize);
-  for (let index = 0; index < window; index++) receiver.onData({ type: 'data', id: offer.id, index, bytes });
+  const feed = (from: number, to: number) => {
+    for (let index = from; index < to; index++) receiver.onData({ type: 'data', id: offer.id, index, bytes });
+  };
+  const credited = () => sent.reduce((n, m) => n + (m.type === 'credit' ? m.chunks : 0), 0);
+  return { store, paths, sent, offer, record, receiver, window, feed, credited };
+}
+
+it('stops a sender that runs past its window, and keeps nothing', async () => {
+  const { store, paths, sent, offer, record, window, feed } = await started('flood');
+  feed(0, window);
   expect(record.state).toBe('transferring');
-  receiver.onData({ type: 'data', id: offer.id, index: window, bytes });
+  feed(window, window + 1);
   expect(record.state).toBe('failed');
   expect(record.row.errorCode).toBe('window_exceeded');
   expect(sent.at(-1)).toMatchObject({ type: 'cancel', id: offer.id, code: 'window_exceeded' });
   await waitFor('the partial file to go', () => readdirSync(paths.partialDir).length === 0);
+  store.close();
+});
+
+it('credits written chunks back half a window at a time, and takes every chunk it credited', async () => {
+  const { store, sent, record, receiver, window, feed, credited } = await started('credits');
+  expect(window).toBeGreaterThanOrEqual(4);
+  feed(0, window);
+  await waitFor('the first window to be credited', () => credited() === window);
+  const credits = sent.filter((m) => m.type === 'credit');
+  expect(credits.map((m) => (m.type === 'credit' ? m.chunks : 0))).toEqual([window / 2, window / 2]);
+  // Exactly what was credited may come next, in one burst, and is taken.
+  feed(window, 2 * window);
+  expect(record.state).toBe('transferring');
+  await waitFor('the second window to be credited', () => credited() === 2 * window);
+  receiver.fail({ code: 'canceled_by_user', message: 'test over' }, false, 'canceled');
   store.close();
 });
