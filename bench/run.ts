@@ -84,7 +84,8 @@ function machine() {
     // Other work on the machine skews figures; the load average at the start tells.
     loadAverageAtStart: os.loadavg().map((v) => +v.toFixed(2)),
     commit: git('rev-parse', '--short', 'HEAD'),
-    dirtyWorkTree: git('status', '--porcelain', '--untracked-files=no') ? true : false,
+    // Earlier results in bench/results/ are no change to the code measured.
+    dirtyWorkTree: git('status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)bench/results') ? true : false,
   };
 }
 
