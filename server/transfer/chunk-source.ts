@@ -69,13 +69,17 @@ export class ChunkSource {
     try {
       if (!growing?.copy(index, bytes)) await readFully(this.#fh, bytes, index * chunkSize);
     } catch (err) {
-      handed();
+      // The chunks after this one still reach the hash only after the ones before it.
+      void turn.then(handed);
       payloadPool.give(frame);
       throw err;
     }
     await turn;
     const hashed = hash?.update(bytes) ?? Promise.resolve(null);
     handed();
+    // Awaited only once the chunk is sent; a hash thread that died must not crash the
+    // daemon meanwhile (the sender finds out from its digest).
+    hashed.catch(() => {});
     let given = false;
     const sent = () => {
       if (given) return;

@@ -170,8 +170,10 @@ export class Sender {
       const ahead = this.#growing ? 1 : READ_AHEAD;
       const loads: Array<Promise<Chunk | null>> = [];
       let loaded = 0;
+      // Only as far as the credit goes (plus the next chunk): a sender waiting for credit
+      // holds two chunks, as before, not five.
       const refill = () => {
-        while (loaded < need.length && loads.length < ahead) {
+        while (loaded < need.length && loads.length < Math.min(ahead, this.#credits + 1)) {
           const load = source!.load(loaded++);
           // An attempt that stops early leaves reads behind; their failure is of no interest.
           load.catch(() => {});

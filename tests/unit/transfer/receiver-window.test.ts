@@ -28,7 +28,8 @@ async function started(name: string) {
   const store = new Store(join(dir, name));
   const sent: TransferMessage[] = [];
   // The one thing a receiver does with its connection is send on it.
-  const conn = { send: (m: TransferMessage) => (sent.push(m), true) } as unknown as PeerConnection;
+  // No shared features: a ledger sync (after 500 ms) reads them.
+  const conn = { send: (m: TransferMessage) => (sent.push(m), true), sharedFeatures: [] } as unknown as PeerConnection;
   const chunkSize = 64 * 1024;
   const offer = { type: 'offer' as const, id: 'ab'.repeat(16), name: 'flood.bin', size: 256 * chunkSize, mime: 'application/octet-stream', chunkSize };
   const record = new TransferRecord(
@@ -62,7 +63,7 @@ it('stops a sender that runs past its window, and keeps nothing', async () => {
 });
 
 it('credits written chunks back half a window at a time, and takes every chunk it credited', async () => {
-  const { store, sent, record, receiver, window, feed, credited } = await started('credits');
+  const { store, sent, offer, record, receiver, window, feed, credited } = await started('credits');
   expect(window).toBeGreaterThanOrEqual(4);
   feed(0, window);
   await waitFor('the first window to be credited', () => credited() === window);
@@ -72,6 +73,16 @@ it('credits written chunks back half a window at a time, and takes every chunk i
   feed(window, 2 * window);
   expect(record.state).toBe('transferring');
   await waitFor('the second window to be credited', () => credited() === 2 * window);
+  // The rest of the file: chunks written after the last one has arrived are not credited
+  // (nothing more will come), those before it are.
+  const total = offer.size / offer.chunkSize;
+  for (let from = 2 * window; from < total; from += window) {
+    feed(from, Math.min(total, from + window));
+    expect(record.state).toBe('transferring');
+    if (from + window < total) await waitFor('that window to be credited', () => credited() === from + window);
+  }
+  await waitFor('every chunk to be written', () => record.row.bytesDone === offer.size);
+  expect(credited()).toBe(total - window);
   receiver.fail({ code: 'canceled_by_user', message: 'test over' }, false, 'canceled');
   store.close();
 });
