@@ -12,12 +12,11 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * How much nicer than the daemon the hash thread runs (Linux): it yields the core to
- * the event loops. A
- * receiver's event loop carries every byte (TLS, framing, credits) and is the longest
- * chain of a transfer: in a 2.65 s A at 1 GiB it ran 1.4 s and waited 1.0 s for a core
- * (schedstat), mostly held by the two daemons' hash threads, which have a window of
- * chunks of slack. In A, 0 -> 5 gave 351 -> 404 and 356 -> 381 MiB/s (medians of 6
- * interleaved runs); 19 was within noise of 5.
+ * the event loops. A receiver's event loop carries every byte (TLS, framing, credits)
+ * and is the longest chain of a transfer: in a 2.65 s A at 1 GiB it ran 1.4 s and
+ * waited 1.0 s for a core (schedstat), mostly held by the two daemons' hash threads,
+ * which have a window of chunks of slack. In A, 0 -> 5 gave 351 -> 404 and 356 -> 381
+ * MiB/s (medians of 6 interleaved runs); 19 was within noise of 5.
  */
 const HASH_NICER = 5;
 
